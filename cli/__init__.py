@@ -1,0 +1,1 @@
+"""The ``edgegen`` command line: thin Typer commands over the library stages."""

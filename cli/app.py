@@ -1,0 +1,44 @@
+"""The ``edgegen`` Typer app: one module per command group, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from edgegen import __version__
+
+app = typer.Typer(
+    name="edgegen",
+    help="Train a class-conditional MNIST generator, export it to ONNX, and prove that the "
+         "deployed model matches, does not hallucinate, and is fast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgegen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """edgegen: from training to production inference, with proof at every step."""
+
+
+def _register() -> None:
+    from edgegen.cli import demo, train
+
+    train.register(app)
+    demo.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()

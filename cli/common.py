@@ -1,0 +1,60 @@
+"""What every command shares: consoles, the error boundary, and a progress display."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from edgegen.errors import EdgegenError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """An ``EdgegenError`` becomes one red line on stderr and its exit code; bugs keep their
+    traceback."""
+    try:
+        yield
+    except EdgegenError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+@contextmanager
+def progress_display(label: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A rich progress bar fed by a stage's ``on_progress`` events."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+        transient=False,
+    )
+    task = progress.add_task(label, total=None, info="")
+
+    def on_progress(event: dict[str, Any]) -> None:
+        kind = event["kind"]
+        if kind == "note":
+            progress.console.print(event["text"], highlight=False)
+        elif kind == "start":
+            progress.update(task, total=event.get("total_steps"), completed=event["step"],
+                            description=f"{label} {event.get('arch', '')}".strip())
+        elif kind == "step":
+            losses = " ".join(f"{k}={v:.3f}" for k, v in event["losses"].items())
+            progress.update(task, completed=event["step"],
+                            info=f"epoch {event['epoch'] + 1} {losses} "
+                                 f"{event['images_per_s']:.0f} img/s")
+
+    with progress:
+        yield on_progress

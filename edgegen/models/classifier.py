@@ -1,0 +1,61 @@
+"""The evaluator: a small CNN digit classifier, trained on real digits only.
+
+It is the judge of hallucination (does the image show the digit that was asked for?) and its
+128-d penultimate layer is the feature space of MNIST-FID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    width: int = 32
+    feature_dim: int = 128
+    n_classes: int = 10
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _block(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
+
+
+class DigitClassifier(nn.Module):
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        super().__init__()
+        c = cfg.width
+        self.body = nn.Sequential(
+            *_block(1, c), *_block(c, c), nn.MaxPool2d(2),  # [B, c, 14, 14]
+            *_block(c, 2 * c), *_block(2 * c, 2 * c), nn.MaxPool2d(2),  # [B, 2c, 7, 7]
+            nn.Flatten(),
+            nn.Linear(2 * c * 7 * 7, cfg.feature_dim), nn.ReLU(inplace=True),
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.feature_dim, cfg.n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, 1, 28, 28]`` in [-1, 1] -> ``[B, feature_dim]``."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))  # logits [B, n_classes]
+
+
+class ExportableClassifier(nn.Module):
+    """The graph written as ``evaluator.onnx``: image -> (logits, features)."""
+
+    def __init__(self, clf: DigitClassifier) -> None:
+        super().__init__()
+        self.clf = clf
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.clf.features(image)
+        return self.clf.head(feats), feats

