@@ -31,9 +31,10 @@ def _root(
 
 
 def _register() -> None:
-    from edgegen.cli import demo, train
+    from edgegen.cli import demo, export, train
 
     train.register(app)
+    export.register(app)
     demo.register(app)
 
 

@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: str | Path, *, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual permissions."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
     path = Path(path)
@@ -23,6 +34,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _publish_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,6 +63,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        _publish_mode(tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -69,6 +82,7 @@ def atomic_dir(path: str | Path, *, force: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:
         yield tmp
+        _publish_mode(tmp, directory=True)
         if path.exists():
             if not force:  # checked by callers too; this is the last line of defence
                 raise FileExistsError(path)

@@ -9,6 +9,7 @@ checkpoint taken in the middle of an epoch stores the position and the generator
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import platform
@@ -67,6 +68,7 @@ class TrainConfig:
     z_dim: int | None = None
     width: int | None = None
     aux_weight: float = 1.0  # cdcgan: weight of the discriminator's auxiliary class loss
+    ema_decay: float = 0.999  # GANs: exponential moving average of the generator (0: off)
     evaluator: Path | None = None  # None: <out>/../evaluator when it exists
     fidelity_samples: int = 1000
     threads: int | None = None
@@ -199,12 +201,18 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
     nets = {k: v.to(device) for k, v in build_models(mcfg).items()}
     opts = {k: torch.optim.Adam(v.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
             for k, v in nets.items()}
+    # The GANs keep an exponential moving average of the generator's weights; it draws the
+    # sample grids, is measured, and is what gets exported (BatchNorm statistics are copied).
+    ema = (copy.deepcopy(nets["generator"]).eval().requires_grad_(False)
+           if cfg.arch != "cvae" and cfg.ema_decay > 0 else None)
     state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "images": 0}
     rng_states: dict[str, Any] = {}
     if info:
         _, tensors = load_checkpoint(out)
         for k, net in nets.items():
             load_module(k, net, tensors, out)
+        if ema is not None:
+            load_module("generator_ema", ema, tensors, out)
         for k, opt in opts.items():
             load_optimizer(f"optim.{k}", opt, tensors, info["optim_groups"][k])
         state.update({k: info[k] for k in state})
@@ -226,6 +234,8 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         groups = {}
         for k, net in nets.items():
             tensors.update(module_tensors(k, net))
+        if ema is not None:
+            tensors.update(module_tensors("generator_ema", ema))
         for k, opt in opts.items():
             flat, groups[k] = optimizer_tensors(f"optim.{k}", opt)
             tensors.update(flat)
@@ -263,6 +273,8 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         for b in range(state["batch"], n_batches):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             losses = step_fn(nets, opts, x_all[idx], y_all[idx], gen, mcfg, cfg)
+            if ema is not None:
+                _update_ema(ema, nets["generator"], cfg.ema_decay, state["step"])
             state["step"] += 1
             state["batch"] = b + 1
             state["images"] += cfg.batch_size
@@ -286,7 +298,8 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
             state["epoch"] += 1
             state["batch"] = 0
             rng_states = {}
-            samples.append(_sample_grid(nets["generator"], mcfg, out, state["epoch"], device))
+            samples.append(_sample_grid(ema if ema is not None else nets["generator"], mcfg, out, state["epoch"],
+                                        device))
             ckpt = snapshot(finished=bool(stopped_by) or state["epoch"] == cfg.epochs)
             emit({"kind": "epoch", "epoch": state["epoch"], "losses": losses})
 
@@ -302,7 +315,7 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         from edgegen.evaluator import generator_fidelity, load_evaluator
 
         clf = load_evaluator(evaluator, device=device)
-        result.fidelity = generator_fidelity(nets["generator"], clf, mcfg.z_dim,
+        result.fidelity = generator_fidelity(ema if ema is not None else nets["generator"], clf, mcfg.z_dim,
                                              cfg.fidelity_samples, FIDELITY_SEED, device)
         result.fidelity["evaluator"] = str(evaluator)
         _append_metrics(out, {"step": state["step"], "event": "fidelity", **result.fidelity})
@@ -323,6 +336,18 @@ def _total_steps(cfg: TrainConfig, n_batches: int) -> int | None:
 
 
 # --------------------------------------------------------------------------- steps
+
+def _update_ema(ema: Any, live: Any, decay: float, step: int) -> None:
+    """``ema = d * ema + (1 - d) * live`` with a warm-up so early averages are not stale."""
+    import torch
+
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, pl in zip(ema.parameters(), live.parameters()):
+            pe.lerp_(pl, 1 - d)
+        for be, bl in zip(ema.buffers(), live.buffers()):
+            be.copy_(bl)
+
 
 def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
               cfg: TrainConfig) -> dict[str, float]:

@@ -16,8 +16,8 @@ def test_corrupt_and_foreign_checkpoints(tmp_path: Path, tiny_run: Path) -> None
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(bad)
 
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(CheckpointError, match="not written by edgegen"):

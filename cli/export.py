@@ -1,0 +1,49 @@
+"""``edgegen export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from edgegen.cli.common import console, errors_to_exit
+from edgegen.export.bundler import ExportConfig, export_bundle
+from rich.table import Table
+
+X = ExportConfig()
+
+
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="Run folder made by `edgegen train`."),
+    out: Path = typer.Option(X.out, "--out", "-o", help="Bundle folder to create."),
+    opset: int = typer.Option(X.opset, "--opset", help="Exact ONNX opset of every model."),
+    precision: str = typer.Option(",".join(X.precisions), "--precision",
+                                  help="Comma-separated variants: fp32, fp16, int8."),
+    golden_sets: int = typer.Option(X.golden_sets, "--golden-sets",
+                                    help="Golden test sets (10 samples each, every label)."),
+    seed: int = typer.Option(X.seed, "--seed", help="Seed of the golden latents."),
+    evaluator: Path = typer.Option(None, "--evaluator",
+                                   help="Evaluator run to include (default: "
+                                        "<run>/../evaluator if present)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
+) -> None:
+    """Export a trained generator to a self-contained ONNX bundle with golden outputs."""
+    cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
+                       precisions=tuple(precision.split(",")), golden_sets=golden_sets,
+                       seed=seed, evaluator=evaluator, force=force)
+    with errors_to_exit():
+        result = export_bundle(cfg, lambda text: console.print(text, highlight=False))
+    table = Table(title=f"{result.out} (opset {result.opset}, {result.exporter} exporter)")
+    for col in ("variant", "file", "bytes", "max |Δ| vs fp32", "label agreement"):
+        table.add_column(col)
+    for name, v in result.variants.items():
+        dev = v.get("deviation_from_fp32", {})
+        agree = dev.get("label_agreement")
+        table.add_row(name, v["file"], f"{v['bytes']:,}", f"{dev.get('max_abs', 0):.2e}",
+                      "—" if agree is None else f"{agree:.2%}")
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export_command)

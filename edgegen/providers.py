@@ -1,0 +1,194 @@
+"""ONNX Runtime sessions on a named execution provider, and never a silent fallback.
+
+``make_session(path, ProviderSpec("cuda"))`` raises ``ProviderError`` naming what is available
+when the provider is not, and checks after creation that the session really runs on it.
+Options follow ONNX Runtime's documented provider options:
+
+* CUDA: ``device_id``, ``use_tf32`` (on by default in ONNX Runtime; edgegen turns it off unless
+  asked, so fp32 parity holds), ``enable_cuda_graph``;
+* TensorRT: ``trt_fp16_enable``, ``trt_engine_cache_enable`` / ``trt_engine_cache_path``,
+  ``trt_timing_cache_enable`` / ``trt_timing_cache_path``, explicit
+  ``trt_profile_min_shapes`` / ``trt_profile_opt_shapes`` / ``trt_profile_max_shapes`` for the
+  dynamic batch, with CUDA registered after TensorRT for the nodes TensorRT does not take.
+
+Imports numpy and onnxruntime only (the torch-free runtime uses it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from edgegen.errors import ProviderError
+
+EP_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str = "cpu"  # cpu | cuda | tensorrt
+    device_id: int = 0
+    use_tf32: bool = False  # CUDA / TensorRT: TF32 matmuls break fp32 parity
+    cuda_graph: bool = False
+    trt_fp16: bool = False
+    trt_cache_dir: Path | None = None  # engine + timing caches; None: no caching
+    trt_batch_range: tuple[int, int, int] = (1, 64, 512)  # min / opt / max profile batch
+    intra_op_threads: int = 0  # 0: ONNX Runtime's default
+    inter_op_threads: int = 0
+    spinning: bool | None = None  # None: ONNX Runtime's default (spin-wait on)
+    graph_optimization: str = "all"  # all | extended | basic | disabled
+    profile_dir: Path | None = None  # when set, ONNX Runtime profiling is on
+
+    @property
+    def ep(self) -> str:
+        try:
+            return EP_NAMES[self.name]
+        except KeyError:
+            raise ProviderError(f"unknown provider {self.name!r}; expected one of "
+                                f"{', '.join(EP_NAMES)}") from None
+
+
+def ort() -> Any:
+    """Import onnxruntime with a clear error when it is missing."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ProviderError("onnxruntime is not installed: `pip install -e .[cpu]` (or "
+                            "`.[gpu]` on a CUDA machine — never both)") from exc
+    return onnxruntime
+
+
+def available() -> list[str]:
+    return list(ort().get_available_providers())
+
+
+def _preload_cuda_libraries() -> None:
+    """onnxruntime-gpu >= 1.21 can load the CUDA/cuDNN libraries that pip (or torch) brought."""
+    preload = getattr(ort(), "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # noqa: BLE001 - best effort; session creation reports what fails
+            pass
+
+
+def _input_shapes(session_or_model: Any, batch: int) -> str:
+    """``z:Bx100,label:B`` for TensorRT's profile options."""
+    parts = []
+    for inp in session_or_model:
+        dims = [str(batch) if not isinstance(d, int) else str(d) for d in inp.shape]
+        parts.append(f"{inp.name}:{'x'.join(dims)}")
+    return ",".join(parts)
+
+
+def provider_list(spec: ProviderSpec, model_path: Path) -> list[Any]:
+    """The ``providers=`` argument for ``InferenceSession``."""
+    if spec.name == "cpu":
+        return ["CPUExecutionProvider"]
+    cuda_opts = {"device_id": str(spec.device_id), "use_tf32": "1" if spec.use_tf32 else "0"}
+    if spec.cuda_graph:
+        cuda_opts["enable_cuda_graph"] = "1"
+    if spec.name == "cuda":
+        return [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+    # TensorRT: explicit profiles covering the dynamic batch, caches, CUDA for the rest.
+    probe = ort().InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    lo, opt, hi = spec.trt_batch_range
+    trt = {
+        "device_id": str(spec.device_id),
+        "trt_fp16_enable": "1" if spec.trt_fp16 else "0",
+        "trt_profile_min_shapes": _input_shapes(probe.get_inputs(), lo),
+        "trt_profile_opt_shapes": _input_shapes(probe.get_inputs(), opt),
+        "trt_profile_max_shapes": _input_shapes(probe.get_inputs(), hi),
+    }
+    if spec.trt_cache_dir is not None:
+        Path(spec.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+        trt.update({"trt_engine_cache_enable": "1",
+                    "trt_engine_cache_path": str(spec.trt_cache_dir),
+                    "trt_timing_cache_enable": "1",
+                    "trt_timing_cache_path": str(spec.trt_cache_dir)})
+    if spec.cuda_graph:
+        trt["trt_cuda_graph_enable"] = "1"
+    return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", cuda_opts),
+            "CPUExecutionProvider"]
+
+
+def session_options(spec: ProviderSpec) -> Any:
+    rt = ort()
+    so = rt.SessionOptions()
+    so.intra_op_num_threads = spec.intra_op_threads
+    so.inter_op_num_threads = spec.inter_op_threads
+    levels = {"all": rt.GraphOptimizationLevel.ORT_ENABLE_ALL,
+              "extended": rt.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "basic": rt.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "disabled": rt.GraphOptimizationLevel.ORT_DISABLE_ALL}
+    so.graph_optimization_level = levels[spec.graph_optimization]
+    if spec.spinning is not None:
+        flag = "1" if spec.spinning else "0"
+        so.add_session_config_entry("session.intra_op.allow_spinning", flag)
+        so.add_session_config_entry("session.inter_op.allow_spinning", flag)
+    if spec.profile_dir is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(spec.profile_dir) / "ort_profile")
+    so.log_severity_level = 3  # errors only: warnings about fallbacks are checked below
+    return so
+
+
+def make_session(model_path: str | Path, spec: ProviderSpec | None = None) -> Any:
+    """An ``InferenceSession`` on ``spec``'s provider, or a ``ProviderError``."""
+    spec = spec or ProviderSpec()
+    ep = spec.ep
+    rt = ort()
+    have = available()
+    if ep not in have:
+        hint = ("install onnxruntime-gpu (`pip install -e .[gpu]`, never together with "
+                "onnxruntime) on a machine with an NVIDIA GPU"
+                if spec.name == "cuda" else
+                "install TensorRT and an onnxruntime-gpu build with TensorRT support"
+                if spec.name == "tensorrt" else "")
+        raise ProviderError(f"provider {spec.name!r} ({ep}) is not available in this "
+                            f"onnxruntime {rt.__version__}; available: {', '.join(have)}. "
+                            f"{hint}".strip())
+    if spec.name in ("cuda", "tensorrt"):
+        _preload_cuda_libraries()
+    try:
+        session = rt.InferenceSession(str(model_path), sess_options=session_options(spec),
+                                      providers=provider_list(spec, Path(model_path)))
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+        raise ProviderError(f"onnxruntime could not create a {spec.name} session for "
+                            f"{model_path}: {str(exc).splitlines()[0][:300]}") from exc
+    used = session.get_providers()
+    if not used or used[0] != ep:
+        raise ProviderError(f"asked for {ep} but onnxruntime registered {used} for "
+                            f"{model_path}: the provider failed to initialise (check the "
+                            "CUDA/cuDNN/TensorRT libraries); refusing a silent CPU run")
+    return session
+
+
+def node_placement(model_path: str | Path, spec: ProviderSpec, feeds: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """Which provider ran which node, read from one profiled run of ``feeds``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = replace(spec, profile_dir=Path(tmp), cuda_graph=False)
+        session = make_session(model_path, prof)
+        session.run(None, feeds)
+        path = session.end_profiling()
+        events = json.loads(Path(path).read_text())
+        os.unlink(path)
+    nodes: dict[str, dict[str, str]] = {}
+    for ev in events:
+        args = ev.get("args", {})
+        if ev.get("cat") == "Node" and "provider" in args and ev["name"].endswith("_kernel_time"):
+            name = ev["name"][: -len("_kernel_time")]
+            nodes[name] = {"op": args.get("op_name", "?"), "provider": args["provider"]}
+    counts: dict[str, int] = {}
+    for n in nodes.values():
+        counts[n["provider"]] = counts.get(n["provider"], 0) + 1
+    return {"providers": session.get_providers(), "node_counts": counts, "nodes": nodes}

@@ -1,0 +1,391 @@
+"""``edgegen export``: checkpoint -> bundle, the unit of deployment.
+
+``export_bundle(ExportConfig) -> ExportResult``. The bundle is built in a hidden temporary folder
+beside ``--out`` and renamed into place at the end, so an export that is killed leaves nothing
+that looks like a bundle. See DESIGN.md for the layout and the contracts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgegen.export.variants import PRECISIONS, VARIANT_FILES
+
+from edgegen import __version__
+from edgegen.bundle import MANIFEST, SCHEMA, list_files
+from edgegen.checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, load_module
+from edgegen.errors import CheckpointError, ConfigError, ExportError
+from edgegen.fileio import atomic_dir, atomic_write_json, sha256_file
+from edgegen.report import Report
+
+OUTPUT_RANGE = (-1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    checkpoint: Path = Path("runs/cdcgan")  # a run folder (or its checkpoint.safetensors)
+    out: Path = Path("bundles/cdcgan")
+    opset: int = 17
+    precisions: tuple[str, ...] = PRECISIONS
+    golden_sets: int = 8
+    seed: int = 1234  # goldens use this seed; calibration and deviation use seed + 1, + 2
+    evaluator: Path | None = None  # None: <checkpoint>/../evaluator when it exists
+    calibration_samples: int = 500
+    deviation_samples: int = 1000
+    force: bool = False
+    command: str | None = None  # the command line, for provenance
+
+
+@dataclass
+class ExportResult(Report):
+    out: Path
+    opset: int
+    exporter: str
+    variants: dict[str, dict[str, Any]]
+    files: dict[str, dict[str, Any]]
+    golden_sets: int
+    evaluator: bool
+    manifest: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def _validate(cfg: ExportConfig) -> tuple[str, ...]:
+    from edgegen.export.onnx_export import check_opset
+
+    check_opset(cfg.opset)
+    precisions = tuple(dict.fromkeys(p.strip().lower() for p in cfg.precisions if p.strip()))
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise ConfigError(f"unknown precision {', '.join(unknown) or '(none)'}; expected a "
+                          f"comma-separated list of {', '.join(PRECISIONS)}")
+    if "fp32" not in precisions:  # every other variant is made from, and measured against, fp32
+        precisions = ("fp32", *precisions)
+    for name in ("golden_sets", "calibration_samples", "deviation_samples"):
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, "
+                              f"got {getattr(cfg, name)}")
+    if Path(cfg.out).exists() and not cfg.force:
+        raise ConfigError(f"{cfg.out} already exists; pass --force to replace it (the old "
+                          "bundle stays until the new one is complete)")
+    return precisions
+
+
+def _find_evaluator(cfg: ExportConfig) -> Path | None:
+    if cfg.evaluator is not None:
+        if not (Path(cfg.evaluator) / CHECKPOINT_NAME).is_file():
+            raise CheckpointError(f"--evaluator {cfg.evaluator} holds no {CHECKPOINT_NAME}; "
+                                  "train one with `edgegen train-evaluator`")
+        return Path(cfg.evaluator)
+    run = checkpoint_path(cfg.checkpoint).parent
+    default = run.parent / "evaluator"
+    return default if (default / CHECKPOINT_NAME).is_file() else None
+
+
+def load_generator(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
+    """The generator of a run (eval mode) and the run's description."""
+    from edgegen.models.registry import ARCHITECTURES, ModelConfig, build_models
+
+    info, tensors = load_checkpoint(checkpoint)
+    if info.get("kind") != "generator":
+        raise CheckpointError(f"{checkpoint} holds a {info.get('kind')!r} run, not a generator; "
+                              "export a run made by `edgegen train`")
+    if info.get("arch") not in ARCHITECTURES:
+        raise CheckpointError(f"{checkpoint} is of architecture {info.get('arch')!r}, which this "
+                              f"edgegen does not know (it knows {', '.join(ARCHITECTURES)})")
+    mcfg = ModelConfig.from_dict(info["model"])
+    gen = build_models(mcfg)["generator"]
+    # GAN runs keep an exponential moving average of the generator: that is the one to ship.
+    prefix = "generator_ema" if any(k.startswith("generator_ema.") for k in tensors) \
+        else "generator"
+    load_module(prefix, gen, tensors, checkpoint)
+    info["exported_weights"] = prefix
+    return gen.eval(), info
+
+
+def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
+    import onnx
+    import onnxruntime
+    import torch
+    from edgegen.export.golden import GoldenSet, golden_inputs, write_golden
+    from edgegen.export.onnx_export import (
+        check_model,
+        export_onnx,
+        fold_batchnorm,
+        graph_ops,
+        set_metadata,
+    )
+    from edgegen.export.variants import (
+        deviation,
+        make_fp16,
+        make_int8,
+        make_optimized,
+        run_generator,
+    )
+
+    from edgegen.latent import describe, latent, latent_test_vectors
+    from edgegen.postprocess import RULE
+    from edgegen.providers import make_session
+
+    emit = on_progress or (lambda text: None)
+    precisions = _validate(cfg)
+    ckpt = checkpoint_path(cfg.checkpoint)
+    gen, info = load_generator(ckpt)
+    ckpt_sha = sha256_file(ckpt)
+    z_dim, n_classes = int(info["model"]["z_dim"]), int(info["model"]["n_classes"])
+    labels = [str(d) for d in range(n_classes)]
+    evaluator_run = _find_evaluator(cfg)
+    notes: list[str] = []
+
+    with atomic_dir(cfg.out, force=cfg.force) as root:
+        # 1. the fp32 generator, BatchNorm folded, exactly at the requested opset
+        folded = fold_batchnorm(gen)
+        z0 = torch.from_numpy(latent(cfg.seed, 2, z_dim))
+        y0 = torch.tensor([0, 1], dtype=torch.int64)
+        model_path = root / VARIANT_FILES["fp32"]
+        how = export_onnx(folded, (z0, y0), model_path, cfg.opset, ["z", "label"], ["image"],
+                          {"image": ["batch", 1, 28, 28]})
+        if "BatchNormalization" in graph_ops(model_path):
+            raise ExportError("BatchNormalization survived folding; refusing an unfolded model")
+        notes += how["attempts"]
+        emit(f"exported model.onnx at opset {cfg.opset} with the {how['exporter']} exporter")
+        meta = {
+            "edgegen_version": __version__, "architecture": info["arch"], "z_dim": z_dim,
+            "n_classes": n_classes, "label_names": ",".join(labels),
+            "output_range": f"{OUTPUT_RANGE[0]},{OUTPUT_RANGE[1]}", "opset": cfg.opset,
+            "training_seed": info["train"]["seed"], "checkpoint_sha256": ckpt_sha,
+            "latent_algorithm": describe()["name"], "postprocess": RULE,
+        }
+        set_metadata(model_path, meta, f"edgegen {info['arch']} generator: (z float32[batch,"
+                                       f"{z_dim}], label int64[batch]) -> image float32[batch,"
+                                       "1,28,28] in [-1, 1]")
+        check_model(model_path)
+
+        # 2. golden data from PyTorch float32 on CPU, unfolded model, straight from the checkpoint
+        sets = []
+        with torch.no_grad():
+            for z, y, start in golden_inputs(cfg.seed, cfg.golden_sets, z_dim, n_classes):
+                img = gen(torch.from_numpy(z), torch.from_numpy(y)).numpy()
+                sets.append(GoldenSet(z=z, label=y, image=img, seed=cfg.seed, start=start))
+        golden_entries = write_golden(root, sets, ["z", "label"], "image")
+        emit(f"wrote {len(sets)} golden test sets")
+
+        # 3. the evaluator, for verify, eval and runtime guards
+        evaluator_entry = None
+        ev_session = None
+        if evaluator_run is not None:
+            evaluator_entry = _export_evaluator(evaluator_run, root, cfg.opset)
+            ev_session = make_session(root / "evaluator.onnx")
+            emit(f"exported evaluator.onnx from {evaluator_run}")
+        else:
+            notes.append("no evaluator found (pass --evaluator): label agreement is not measured"
+                         " and the runtime guard is unavailable")
+
+        # 4. precision variants, each measured against fp32 on the same latents
+        dev_z = latent(cfg.seed + 2, cfg.deviation_samples, z_dim)
+        dev_y = (np.arange(cfg.deviation_samples) % n_classes).astype(np.int64)
+        ref = run_generator(make_session(model_path), dev_z, dev_y)
+        variants: dict[str, dict[str, Any]] = {}
+        for prec in precisions:
+            path = root / VARIANT_FILES[prec]
+            extra: dict[str, Any] = {}
+            if prec == "fp16":
+                make_fp16(model_path, path)
+            elif prec == "int8":
+                extra = make_int8(model_path, path, seed=cfg.seed + 1,
+                                  samples=cfg.calibration_samples, z_dim=z_dim,
+                                  n_classes=n_classes)
+            if prec != "fp32":
+                set_metadata(path, {**meta, "precision": prec},
+                             f"edgegen {info['arch']} generator, {prec} variant")
+                check_model(path)
+            got = _default_opset(path)
+            if got != cfg.opset:
+                raise ExportError(f"{path.name} came out at opset {got}, not {cfg.opset}")
+            out = run_generator(make_session(path), dev_z, dev_y)
+            variants[prec] = {
+                "file": path.name, "precision": prec, "opset": got,
+                "bytes": path.stat().st_size,
+                "io": "float32 in, float32 out" if prec != "fp32" else "float32",
+                "deviation_from_fp32": deviation(ref, out, dev_y, ev_session),
+                **({"quantization": extra} if extra else {}),
+            }
+            emit(f"{prec}: max |Δ| vs fp32 = "
+                 f"{variants[prec]['deviation_from_fp32']['max_abs']:.2e}")
+        variants["fp32"]["deviation_from_fp32"]["seed"] = str(cfg.seed + 2)
+        opt = make_optimized(model_path, root / "model.opt.onnx")
+        if opt["written"]:
+            variants["fp32-opt"] = {"file": "model.opt.onnx", "precision": "fp32",
+                                    "opset": _default_opset(root / "model.opt.onnx"),
+                                    "bytes": (root / "model.opt.onnx").stat().st_size,
+                                    "optimization": opt}
+        notes.append(opt["note"])
+
+        # 5. manifest and model card
+        manifest = {
+            "schema": SCHEMA,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "generator": {
+                "architecture": info["arch"], "file": VARIANT_FILES["fp32"], "opset": cfg.opset,
+                "z_dim": z_dim, "n_classes": n_classes, "labels": labels,
+                "inputs": [{"name": "z", "dtype": "float32", "shape": ["batch", z_dim]},
+                           {"name": "label", "dtype": "int64", "shape": ["batch"],
+                            "range": [0, n_classes - 1]}],
+                "outputs": [{"name": "image", "dtype": "float32",
+                             "shape": ["batch", 1, 28, 28], "range": list(OUTPUT_RANGE)}],
+                "batchnorm": "folded into the preceding layers (eval-mode statistics)",
+                "exporter": how["exporter"],
+                "weights": ("exponential moving average of the generator"
+                            if info["exported_weights"] == "generator_ema"
+                            else "the generator's trained weights"),
+            },
+            "variants": variants,
+            "evaluator": evaluator_entry,
+            "latent": {**describe(), "test_vectors": latent_test_vectors(),
+                       "per_sample": "sample i of a request with seed s is row i of "
+                                     "latent(s, n, z_dim); it does not depend on n"},
+            "postprocess": {"rule": RULE, "input_range": list(OUTPUT_RANGE), "dtype": "uint8",
+                            "image_shape": [28, 28], "layout": "row-major, one channel"},
+            "golden": {"seed": str(cfg.seed), "sets": golden_entries,
+                       "computed_by": f"PyTorch {torch.__version__} float32 on CPU from the "
+                                      "checkpoint (BatchNorm in eval mode, not folded)",
+                       "layout": "ONNX model zoo: input_0.pb = z, input_1.pb = label, "
+                                 "output_0.pb = image (serialized TensorProto)",
+                       "polygraphy": {"inputs": "golden/polygraphy_inputs.json",
+                                      "outputs": "golden/polygraphy_outputs.json"},
+                       "suggested_atol": 1e-5},
+            "provenance": {
+                "edgegen": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
+                "checkpoint": {"path": _rel_or_abs(ckpt, Path(cfg.out)), "sha256": ckpt_sha,
+                               "step": info.get("step"), "epoch": info.get("epoch")},
+                "training_seed": info["train"]["seed"], "training_data": info.get("data"),
+                "fidelity_at_training": _fidelity_from_run(ckpt.parent),
+                "export_seed": str(cfg.seed),
+                "command": cfg.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                "notes": notes,
+            },
+        }
+        (root / "README.md").write_text(_model_card(manifest), encoding="utf-8")
+        manifest["files"] = list_files(root)
+        atomic_write_json(root / MANIFEST, manifest)
+        files = manifest["files"]
+
+    emit(f"bundle written to {cfg.out}")
+    return ExportResult(out=Path(cfg.out), opset=cfg.opset, exporter=how["exporter"],
+                        variants=variants, files=files, golden_sets=len(sets),
+                        evaluator=evaluator_entry is not None,
+                        manifest=Path(cfg.out) / MANIFEST, notes=notes)
+
+
+def _default_opset(path: Path) -> int | None:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _rel_or_abs(ckpt: Path, out: Path) -> str:
+    """The checkpoint path as seen from the bundle (relative when both are in one tree)."""
+    import os
+
+    try:
+        return os.path.relpath(ckpt.resolve(), out.resolve())
+    except ValueError:  # another drive on Windows
+        return str(ckpt.resolve())
+
+
+def _fidelity_from_run(run: Path) -> dict[str, Any] | None:
+    import json
+
+    result = run / "result.json"
+    if result.is_file():
+        return json.loads(result.read_text()).get("fidelity")
+    return None
+
+
+def _export_evaluator(run: Path, root: Path, opset: int) -> dict[str, Any]:
+    import torch
+    from edgegen.export.onnx_export import check_model, export_onnx, fold_batchnorm, set_metadata
+
+    from edgegen.checkpoint import read_info
+    from edgegen.evaluator import load_evaluator
+    from edgegen.models.classifier import ExportableClassifier
+
+    clf = load_evaluator(run)
+    info = read_info(run)
+    path = root / "evaluator.onnx"
+    model = ExportableClassifier(fold_batchnorm(clf)).eval()
+    export_onnx(model, (torch.zeros(2, 1, 28, 28),), path, opset, ["image"],
+                ["logits", "features"], {"logits": ["batch", 10], "features": ["batch", 128]})
+    set_metadata(path, {"edgegen_version": __version__, "role": "evaluator",
+                        "heldout_accuracy": f"{info['heldout_accuracy']:.4f}",
+                        "checkpoint_sha256": sha256_file(run / CHECKPOINT_NAME)},
+                 "edgegen evaluator: image float32[batch,1,28,28] in [-1, 1] -> logits "
+                 "float32[batch,10], features float32[batch,128]")
+    check_model(path)
+    return {
+        "file": "evaluator.onnx",
+        "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", 1, 28, 28],
+                    "range": list(OUTPUT_RANGE)}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]},
+                    {"name": "features", "dtype": "float32", "shape": ["batch", 128]}],
+        "heldout_accuracy": info["heldout_accuracy"],
+        "trained_on": info.get("data"),
+        "checkpoint_sha256": sha256_file(run / CHECKPOINT_NAME),
+        "note": "trained on real digits only; never used to train the generator",
+    }
+
+
+def _model_card(m: dict[str, Any]) -> str:
+    g = m["generator"]
+    rows = "\n".join(
+        f"| {name} | `{v['file']}` | {v['bytes']:,} | "
+        f"{v.get('deviation_from_fp32', {}).get('max_abs', 0):.2e} | "
+        f"{_pct(v.get('deviation_from_fp32', {}).get('label_agreement'))} |"
+        for name, v in m["variants"].items())
+    ev = m["evaluator"]
+    return f"""# edgegen bundle — {g['architecture']} MNIST generator
+
+A class-conditional generator of handwritten digits, exported by edgegen {m['provenance']['edgegen']}
+at ONNX opset {g['opset']}. Ask it for a digit (0–9) and give it a latent vector; it draws that digit.
+
+## Contract
+- inputs: `z` float32 [batch, {g['z_dim']}], `label` int64 [batch] (0–{g['n_classes'] - 1})
+- output: `image` float32 [batch, 1, 28, 28] in [-1, 1]
+- to pixels: `{m['postprocess']['rule']}`
+- latents: `{m['latent']['name']}` — see `manifest.json` → `latent.steps` and its test vectors;
+  sample *i* of seed *s* is the same in every language and every batch size.
+
+## Files
+| variant | file | bytes | max abs deviation from fp32 | label agreement |
+|---|---|---|---|---|
+{rows}
+
+Evaluator: {'`evaluator.onnx` (held-out accuracy ' + _pct(ev['heldout_accuracy']) + ')' if ev else 'not included'}.
+Golden data: `golden/test_data_set_N/` (ONNX model-zoo layout) and Polygraphy JSON in `golden/`.
+
+## Run it
+```
+edgegen verify <this folder>                 # parity against the goldens and PyTorch
+edgegen eval <this folder>                   # does it draw the digits it is asked for?
+polygraphy run model.onnx --onnxrt --load-inputs golden/polygraphy_inputs.json \\
+    --load-outputs golden/polygraphy_outputs.json --atol 1e-5 --rtol 0
+```
+```python
+from edgegen.runtime import Generator
+g = Generator.load("<this folder>")
+images = g.generate(labels=[3, 1, 4], seed=42)   # uint8 [3, 28, 28]
+```
+Every file's sha256 is in `manifest.json`; readers refuse a bundle whose files do not match.
+"""
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2%}"

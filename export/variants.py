@@ -1,0 +1,158 @@
+"""Precision variants of the fp32 generator, and how far each one moves from it.
+
+* ``fp16`` — fp16 weights and arithmetic, fp32 inputs and outputs kept (callers change nothing);
+* ``int8`` — static QDQ quantization calibrated on portable latents (``quantize_dynamic`` would
+  leave ConvTranspose and Gemm in float), per-channel int8 weights, uint8 activations;
+* an ONNX Runtime-optimized copy, kept only when offline optimization actually changes the graph.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PRECISIONS = ("fp32", "fp16", "int8")
+VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+def make_fp16(src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    topological_sort(model.graph)  # the converter appends its input casts at the end
+    onnx.save(model, str(dst))
+
+
+def topological_sort(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("graph has a cycle or an input nobody produces: "
+                             + ", ".join(sorted({i for n in pending for i in n.input
+                                                 if i not in available})))
+        for n in ready:
+            ordered.append(n)
+            available.update(n.output)
+        pending = [n for n in pending if n not in ready]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+class _LatentReader:
+    """Calibration batches for ONNX Runtime's static quantizer: portable latents, all labels."""
+
+    def __init__(self, seed: int, n: int, z_dim: int, n_classes: int, batch: int = 100):
+        from edgegen.latent import latent
+
+        self.batches = []
+        for start in range(0, n, batch):
+            k = min(batch, n - start)
+            self.batches.append({"z": latent(seed, k, z_dim, start=start),
+                                 "label": (np.arange(start, start + k) % n_classes)
+                                 .astype(np.int64)})
+        self._it = iter(self.batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self.batches)
+
+
+def make_int8(src: Path, dst: Path, *, seed: int, samples: int, z_dim: int,
+              n_classes: int) -> dict[str, Any]:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    reader = type("Reader", (_LatentReader, CalibrationDataReader), {})(
+        seed, samples, z_dim, n_classes)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    return {"format": "QDQ", "weights": "int8 per-channel symmetric",
+            "activations": "uint8 per-tensor asymmetric", "calibration": "MinMax",
+            "calibration_samples": samples, "calibration_seed": str(seed)}
+
+
+def make_optimized(src: Path, dst: Path) -> dict[str, Any]:
+    """Offline ORT basic optimizations (provider-independent). Returns node counts; ``dst`` is
+    written only when the graph shrinks."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "opt.onnx"
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = str(out)
+        ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+        before = len(onnx.load(str(src)).graph.node)
+        after = len(onnx.load(str(out)).graph.node)
+        helps = after < before
+        if helps:
+            out.replace(dst)
+    return {"nodes_before": before, "nodes_after": after, "written": helps,
+            "note": ("basic (provider-independent) optimizations removed "
+                     f"{before - after} nodes" if helps else
+                     f"ORT basic optimizations leave the {before}-node graph unchanged (the "
+                     "exporter already folded constants and BatchNorm), so no optimized copy "
+                     "is shipped; ORT applies its provider-specific fusions at load time")}
+
+
+def run_generator(session: Any, z: np.ndarray, labels: np.ndarray, batch: int = 500
+                  ) -> np.ndarray:
+    """Run an ONNX generator session in chunks: float32 ``[N, 1, 28, 28]``."""
+    outs = [session.run(["image"], {"z": z[s:s + batch], "label": labels[s:s + batch]})[0]
+            for s in range(0, len(labels), batch)]
+    return np.concatenate(outs) if outs else np.zeros((0, 1, 28, 28), np.float32)
+
+
+def run_evaluator(session: Any, images: np.ndarray, batch: int = 500
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(logits ``[N, 10]``, features ``[N, F]``) from an ``evaluator.onnx`` session."""
+    logits, feats = [], []
+    for s in range(0, len(images), batch):
+        lo, fe = session.run(["logits", "features"], {"image": images[s:s + batch]})
+        logits.append(lo)
+        feats.append(fe)
+    return np.concatenate(logits), np.concatenate(feats)
+
+
+def deviation(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray,
+              evaluator: Any | None) -> dict[str, Any]:
+    """How far ``candidate`` images are from ``reference`` (both ``[N, 1, 28, 28]``)."""
+    from edgegen.postprocess import to_uint8
+
+    diff = np.abs(candidate.astype(np.float64) - reference.astype(np.float64))
+    u8_ref, u8_cand = to_uint8(reference), to_uint8(candidate)
+    out: dict[str, Any] = {
+        "samples": int(len(labels)),
+        "max_abs": float(diff.max()) if diff.size else 0.0,
+        "mean_abs": float(diff.mean()) if diff.size else 0.0,
+        "p99_abs": float(np.percentile(diff, 99)) if diff.size else 0.0,
+        "uint8_pixels_changed": float(np.mean(u8_ref != u8_cand)) if diff.size else 0.0,
+    }
+    if evaluator is not None:
+        pred_ref = run_evaluator(evaluator, reference)[0].argmax(1)
+        pred_cand = run_evaluator(evaluator, candidate)[0].argmax(1)
+        out.update({"label_agreement": float(np.mean(pred_ref == pred_cand)),
+                    "fidelity_reference": float(np.mean(pred_ref == labels)),
+                    "fidelity": float(np.mean(pred_cand == labels))})
+    return out
