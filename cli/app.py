@@ -31,11 +31,11 @@ def _root(
 
 
 def _register() -> None:
-    from edgegen.cli import demo, export, train
+    from edgegen.cli import bench, demo, export, train, verify
+    from edgegen.cli import eval as eval_
 
-    train.register(app)
-    export.register(app)
-    demo.register(app)
+    for module in (train, export, verify, eval_, bench, demo):
+        module.register(app)
 
 
 _register()

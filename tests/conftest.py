@@ -65,3 +65,17 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path, tiny_evalu
     out = tiny_evaluator.parent / "cdcgan"
     train(TrainConfig(out=out, epochs=1, width=8, data_dir=idx_dir, fidelity_samples=100))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """A bundle exported from ``tiny_run`` (fp32, fp16, int8, evaluator, 3 golden sets).
+
+    Shared by many tests: never modify it in place — copy it (``shutil.copytree``) first.
+    """
+    from edgegen.export.bundler import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "cdcgan"
+    export_bundle(ExportConfig(checkpoint=tiny_run, out=out, golden_sets=3,
+                               calibration_samples=100, deviation_samples=200))
+    return out
