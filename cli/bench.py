@@ -1,9 +1,200 @@
-"""``edgegen bench``: being written (see the issue); registers nothing yet."""
+"""``edgegen bench``: latency and throughput per variant, provider and batch, beside the peers."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from edgegen.benchmarks.bench import BenchConfig, BenchReport
+from edgegen.cli.common import console, err_console, errors_to_exit
+from edgegen.errors import ConfigError
+
+B = BenchConfig()
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{what} takes comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(dict.fromkeys(x.strip().lower() for x in text.split(",") if x.strip()))
+
+
+def _spinning(text: str) -> bool | None:
+    table = {"default": None, "on": True, "off": False}
+    if text not in table:
+        raise ConfigError(f"--spinning takes on, off or default, got {text!r}")
+    return table[text]
+
+
+def bench_command(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
+    provider: str = typer.Option(B.provider, "--provider", "-p",
+                                 help="cpu | cuda | tensorrt (an unavailable one is an "
+                                      "error, never a fallback)."),
+    precision: str = typer.Option(",".join(B.precisions), "--precision",
+                                  help="Variants to time, comma-separated (default: every "
+                                       "variant in the bundle)."),
+    batch: str = typer.Option(",".join(map(str, B.batches)), "--batch", "-b",
+                              help="Batch sizes, comma-separated."),
+    io_binding: bool = typer.Option(B.io_binding, "--io-binding",
+                                    help="CUDA/TensorRT: inputs and output on the device."),
+    cuda_graph: bool = typer.Option(B.cuda_graph, "--cuda-graph",
+                                    help="CUDA: capture and replay a CUDA graph (implies "
+                                         "--io-binding; one session per batch size)."),
+    peers: str = typer.Option(",".join(B.peers), "--peers",
+                              help="Peers in the same run: torch, torch-compile, ort-default, "
+                                   "openvino (or none)."),
+    threads: int = typer.Option(B.threads, "--threads",
+                                help="Thread budget of every contender (0: usable cores)."),
+    spinning: str = typer.Option("default", "--spinning",
+                                 help="ORT intra-op spin-wait: on, off or default."),
+    tune: bool = typer.Option(B.tune, "--tune",
+                              help="CPU: also time fp32 with threads {1, N} x spinning "
+                                   "{on, off}; the table shows the best."),
+    warmup_iters: int = typer.Option(B.warmup_iters, "--warmup-iters",
+                                     help="Untimed calls before timing (at least)."),
+    warmup_s: float = typer.Option(B.warmup_s, "--warmup-s",
+                                   help="Untimed seconds before timing (at least)."),
+    iters: int = typer.Option(None, "--iters",
+                              help="Timed calls per contender and batch (instead of "
+                                   "--duration)."),
+    duration: float = typer.Option(None, "--duration",
+                                   help=f"Timed seconds per contender and batch (offline, "
+                                        f"default {B.duration_s:g}) or of Poisson arrivals "
+                                        f"(server, default {B.server_duration_s:g})."),
+    rounds: int = typer.Option(B.rounds, "--rounds",
+                               help="Interleaved blocks per contender."),
+    scenario: str = typer.Option(B.scenario, "--scenario", help="offline | server."),
+    qps: float = typer.Option(B.qps, "--qps", help="Server: offered queries per second."),
+    workers: int = typer.Option(B.workers, "--workers",
+                                help="Server: worker threads (0: one per thread)."),
+    max_batch: int = typer.Option(B.max_batch, "--max-batch",
+                                  help="Server: dynamic batching up to this many requests."),
+    p99_bound_ms: float = typer.Option(None, "--p99-bound-ms",
+                                       help="Server: sweep for the highest QPS whose p99 "
+                                            "stays under this bound."),
+    matmul: bool = typer.Option(B.measure_matmul, "--matmul/--no-matmul",
+                                help="Measure the machine's dense fp32 matmul rate (the "
+                                     "efficiency yardstick, about 2 s)."),
+    eval_report: Path = typer.Option(None, "--eval-report",
+                                     help="JSON of `edgegen eval` for the fidelity column "
+                                          "(default: the bundle's manifest)."),
+    json_out: Path = typer.Option(None, "--json", help="Write the full report as JSON."),
+    plot: Path = typer.Option(None, "--plot", help="Write latency/throughput plots (PNG)."),
+) -> None:
+    """Time the bundle per variant, provider and batch size, with its peers in the same run."""
+    with errors_to_exit():
+        timed = {"duration_s": duration} if scenario == "offline" and duration is not None \
+            else {"server_duration_s": duration} if duration is not None else {}
+        cfg = BenchConfig(
+            bundle=bundle, provider=provider.lower(), precisions=_names(precision),
+            batches=_ints(batch, "--batch"), io_binding=io_binding, cuda_graph=cuda_graph,
+            peers=_names(peers), threads=threads, spinning=_spinning(spinning), tune=tune,
+            warmup_iters=warmup_iters, warmup_s=warmup_s, iters=iters, rounds=rounds,
+            scenario=scenario, qps=qps, workers=workers, max_batch=max_batch,
+            p99_bound_ms=p99_bound_ms, eval_report=eval_report,
+            measure_matmul=matmul, **timed)
+        from edgegen.benchmarks.bench import bench
+
+        report = bench(cfg, lambda e: console.print(e["text"], highlight=False))
+    render(report)
+    if json_out is not None:
+        report.save_json(json_out)
+        console.print(f"report: {json_out}")
+    if plot is not None and report.results:
+        from edgegen.benchmarks.plot import plot_report
+
+        console.print(f"plot: {plot_report(report, plot)}")
+
+
+def _f(x: float | None, fmt: str, empty: str = "—") -> str:
+    return empty if x is None else format(x, fmt)
+
+
+def render(report: BenchReport) -> None:
+    """The terminal tables and the lines that say what the numbers mean."""
+    m, t = report.machine, report.threads
+    console.print(f"{m['cpu']} · {m['usable_cores']} usable cores · {t['budget']} threads · "
+                  f"load {', '.join(f'{x:.1f}' for x in m.get('load_average') or [])}",
+                  highlight=False)
+    if report.results:
+        table = Table(title=f"edgegen bench {report.bundle} ({report.provider})")
+        for col in ("variant", "provider", "batch", "p50 ms", "p99 ms", "img/s", "× torch",
+                    "label fidelity"):
+            table.add_column(col, justify="left" if col in ("variant", "provider") else "right",
+                             no_wrap=col in ("variant", "provider"))
+        for r in report.table_rows():
+            table.add_row(r.variant, r.label, str(r.batch), f"{r.latency.p50_ms:.3f}",
+                          f"{r.latency.p99_ms:.3f}", f"{r.latency.images_per_s:,.0f}",
+                          _f(r.speedup_p50, ".2f") + ("×" if r.speedup_p50 else ""),
+                          _f(r.fidelity, ".1%"))
+        console.print(table)
+        console.print("× torch: PyTorch eager p50 ÷ this p50 at the same batch, measured in the "
+                      "same interleaved run; fidelity is the variant's (bundle manifest or "
+                      "eval report)." + (" * best of the --tune grid (threads x spinning) "
+                                         "at that batch; all of them are in --json."
+                                         if any(r.best_tuned for r in report.results) else ""),
+                      highlight=False)
+    _efficiency(report)
+    if report.server:
+        table = Table(title=f"server scenario (Poisson arrivals, {t.get('server_workers')} "
+                            f"workers × {t.get('server_intra_op_threads')} threads, "
+                            f"max batch {t.get('server_max_batch')})")
+        for col in ("variant", "contender", "offered QPS", "achieved QPS", "p50 ms", "p99 ms",
+                    "unfinished", "mean batch"):
+            table.add_column(col, justify="left" if col in ("variant", "contender") else "right")
+        for s in report.server:
+            table.add_row(s.variant, s.contender, f"{s.target_qps:,.0f}",
+                          f"{s.achieved_qps:,.0f}", _f(s.p50_ms, ".3f"), _f(s.p99_ms, ".3f"),
+                          str(s.unfinished), f"{s.mean_batch:.2f}")
+        console.print(table)
+        for key, sw in report.sweeps.items():
+            best = "none" if sw.best_qps is None else f"{sw.best_qps:,.0f} QPS"
+            console.print(f"{key}: highest offered QPS with p99 ≤ {sw.p99_bound_ms:g} ms: "
+                          f"{best} ({len(sw.trials)} runs)", highlight=False)
+    for name, why in report.unavailable.items():
+        console.print(f"{name}: {why}", highlight=False)
+    for key, msg in report.failures.items():
+        err_console.print(f"[yellow]failed:[/] {key}: {msg}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _efficiency(report: BenchReport) -> None:
+    mm = report.matmul
+    per_image = report.flops.get("per_image")
+    if not report.results or not per_image:
+        return
+    line = f"generator: {per_image / 1e6:.2f} MFLOP per image (dense ops, from the graph)"
+    if mm is not None:
+        ours = [r for r in report.results if r.contender in ("edgegen", "tuned")]
+        best = max(ours, key=lambda r: r.latency.images_per_s, default=None)
+        line += (f"; machine: {mm.gflops:.0f} GFLOP/s dense fp32 matmul ({mm.library}, "
+                 f"{mm.threads} threads)")
+        if best is not None and best.matmul_fraction is not None:
+            line += (f"; best edgegen: {best.achieved_gflops:.1f} GFLOP/s = "
+                     f"{best.matmul_fraction:.0%} of it ({best.variant} {best.label}, "
+                     f"batch {best.batch})")
+    console.print(line, highlight=False, soft_wrap=True)
+    created = [r for r in report.results if r.contender == "edgegen"]
+    if created:
+        worst_first = max(created, key=lambda r: r.first_run_s)
+        console.print(f"outside the timed region: session creation "
+                      f"{min(r.session_create_s for r in created) * 1e3:.0f}–"
+                      f"{max(r.session_create_s for r in created) * 1e3:.0f} ms; first run "
+                      f"(engine build / graph capture / lazy init) up to "
+                      f"{worst_first.first_run_s * 1e3:.0f} ms ({worst_first.variant}, batch "
+                      f"{worst_first.batch})", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
+    app.command("bench")(bench_command)

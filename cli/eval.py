@@ -1,9 +1,123 @@
-"""``edgegen eval``: being written (see the issue); registers nothing yet."""
+"""``edgegen eval``: hallucination, FID, diversity and the guard, per deployed variant."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edgegen.cli.common import console, err_console, errors_to_exit
+from edgegen.errors import CheckFailed, ConfigError
+from edgegen.eval_report import (
+    GUARD_COLUMNS,
+    SWEEP_COLUMNS,
+    TERMINAL_COLUMNS,
+    guard_row,
+    summary_row,
+    sweep_row,
+)
+from edgegen.evaluate import EvalConfig, QualityReport, evaluate
+from edgegen.fileio import atomic_write_text
+
+X = EvalConfig()
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated numbers such as 0.5,0.7,1.0; got "
+                          f"{text!r}") from None
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")  # a narrow terminal wraps, never hides, numbers
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _render(report: QualityReport) -> None:
+    console.print(_table(f"{report.bundle} — {report.samples:,} samples per variant, provider "
+                         f"{report.provider}, Δ vs {report.reference}", TERMINAL_COLUMNS,
+                         [summary_row(v, TERMINAL_COLUMNS) for v in report.variants]))
+    if any(v.guard for v in report.variants):
+        console.print(_table("guard (evaluator-accepted resampling)", GUARD_COLUMNS,
+                             [guard_row(v) for v in report.variants if v.guard]))
+    if report.truncation:
+        console.print(_table(f"truncation sweep on {report.truncation[0]['variant']} "
+                             f"({report.truncation[0]['samples']:,} samples per psi)",
+                             SWEEP_COLUMNS, [sweep_row(r) for r in report.truncation]))
+    floor = report.variants[0].fid
+    console.print(f"evaluator on held-out real digits: {report.evaluator['heldout_accuracy']:.2%}"
+                  f"; referee (k-NN, independent): {report.referee['heldout_accuracy']:.2%}; "
+                  f"FID counts {floor['n_generated']:,} vs {floor['n_real']:,}", highlight=False)
+    for t in report.targets:
+        if not t["met"]:
+            console.print(f"target not met: {t['variant']} {t['what']} {t['target']}",
+                          highlight=False)
+    for note in report.notes:
+        console.print(f"note: {escape(note)}", highlight=False)
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+def eval_command(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
+    samples: int = typer.Option(X.samples, "--samples", "-n",
+                                help="Samples per variant (labels balanced)."),
+    provider: str = typer.Option(X.provider, "--provider",
+                                 help="Where the generator variants run: cpu, cuda, tensorrt."),
+    precision: str = typer.Option(None, "--precision",
+                                  help="Comma-separated ONNX variants (default: all in the "
+                                       "bundle); PyTorch is added when its checkpoint is there."),
+    no_torch: bool = typer.Option(False, "--no-torch", help="Skip the PyTorch reference."),
+    seed: int = typer.Option(X.seed, "--seed", help="Seed of the portable latents."),
+    psi: float = typer.Option(None, "--psi", help="Truncation of the evaluated variants "
+                                                  "(default: none)."),
+    truncation: str = typer.Option(",".join(f"{p:g}" for p in X.truncation), "--truncation",
+                                   help="psi values of the control-knob sweep ('' to skip)."),
+    sweep_samples: int = typer.Option(X.sweep_samples, "--sweep-samples",
+                                      help="Samples per psi in the sweep."),
+    min_fidelity: float = typer.Option(None, "--min-fidelity",
+                                       help="Gate: exit 1 when a variant's fidelity is below "
+                                            "this share (e.g. 0.97)."),
+    max_fid: float = typer.Option(None, "--max-fid",
+                                  help="Gate: exit 1 when a variant's FID is above this."),
+    min_diversity: float = typer.Option(None, "--min-diversity",
+                                        help="Gate: exit 1 when a label's diversity ratio "
+                                             "(generated / real) is below this."),
+    no_guard: bool = typer.Option(False, "--no-guard", help="Skip the guard measurement."),
+    out: Path = typer.Option(X.out, "--out", "-o", help="Report folder (markdown, JSON, PNG)."),
+    json_path: Path = typer.Option(None, "--json", help="Also write the JSON report here."),
+    data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
+                                  help="Folder of MNIST IDX files (default: fallbacks)."),
+) -> None:
+    """Measure label fidelity, FID, diversity, the truncation knob and the guard of every
+    variant of a bundle; exit 1 when a gate fails."""
+    with errors_to_exit():
+        cfg = EvalConfig(
+            bundle=bundle, samples=samples, provider=provider,
+            precisions=tuple(precision.split(",")) if precision else None, torch=not no_torch,
+            seed=seed, psi=psi, truncation=_floats(truncation, "--truncation"),
+            sweep_samples=sweep_samples, min_fidelity=min_fidelity, max_fid=max_fid,
+            min_diversity=min_diversity, guard=not no_guard, out=out, data_dir=data_dir)
+        report = evaluate(cfg, lambda text: console.print(escape(text), highlight=False))
+        _render(report)
+        if json_path is not None:
+            atomic_write_text(json_path, report.to_json() + "\n")
+        console.print(f"report: {out / 'report.md'}" + (f", {json_path}" if json_path else ""),
+                      highlight=False)
+        if not report.passed:
+            raise CheckFailed("; ".join(report.failures))
+        if any(v is not None for v in report.gates.values()):
+            console.print("[bold green]gates passed[/]")
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
+    app.command("eval")(eval_command)

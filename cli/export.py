@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
+
 from edgegen.cli.common import console, errors_to_exit
 from edgegen.export.bundler import ExportConfig, export_bundle
-from rich.table import Table
 
 X = ExportConfig()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from edgegen.cli.common import console, errors_to_exit, progress_display
 
+from edgegen.cli.common import console, errors_to_exit, progress_display
 from edgegen.evaluator import EvaluatorConfig, train_evaluator
 from edgegen.train import TrainConfig, train
 

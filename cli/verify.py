@@ -1,9 +1,165 @@
-"""``edgegen verify``: being written (see the issue); registers nothing yet."""
+"""``edgegen verify``: parity of ONNX Runtime against PyTorch and the goldens, as a CI gate."""
 
 from __future__ import annotations
 
+import inspect
+import math
+from pathlib import Path
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edgegen.cli.common import console, errors_to_exit
+from edgegen.errors import CheckFailed
+from edgegen.export.parity import CheckResult, ParityReport, VerifyConfig, verify
+from edgegen.fileio import atomic_write_text
+
+X = VerifyConfig()
+
+
+def _tolerance_help() -> str:
+    tols = ", ".join(f"{k} {v.atol:g}/{v.rtol:g}" for k, v in X.tolerances.items())
+    agree = ", ".join(f"{k} {v:.0%}" for k, v in X.min_agreement.items())
+    return (f"Tolerance rule: an element passes when |ort - ref| <= atol + rtol * |ref| "
+            f"(numpy.isclose); ref is the golden output or PyTorch float32 on CPU. Defaults "
+            f"(atol/rtol): {tols}. CUDA and TensorRT sessions run with TF32 off where ONNX "
+            f"Runtime allows it. Label agreement needed: {agree}.")
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers such as 1,256, got "
+                                 f"{text!r}") from None
+
+
+def verify_command(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
+    provider: str = typer.Option(",".join(X.providers), "--provider", "-p",
+                                 help="Comma-separated: cpu, cuda, tensorrt. An unavailable "
+                                      "provider is an error (exit 2), never a CPU run."),
+    precision: str = typer.Option(None, "--precision",
+                                  help="Comma-separated variants: fp32, fp16, int8 (default: "
+                                       "every variant in the bundle)."),
+    atol: float = typer.Option(None, "--atol", help="Absolute tolerance for every variant "
+                                                     "(default: per precision, see above)."),
+    rtol: float = typer.Option(None, "--rtol", help="Relative tolerance for every variant "
+                                                     "(default: per precision, see above)."),
+    batch: str = typer.Option(",".join(str(b) for b in X.batches), "--batch",
+                              help="Batch sizes of the fresh inputs run against PyTorch."),
+    repeats: int = typer.Option(X.repeats, "--repeats",
+                                help="Runs of the same inputs that must be bitwise identical."),
+    seed: int = typer.Option(X.seed, "--seed", help="Seed of the fresh portable latents."),
+    deterministic: bool = typer.Option(X.deterministic, "--deterministic",
+                                       help="Sessions made for bitwise repeatable GPU "
+                                            "results (cuDNN's fixed default convolution "
+                                            "algorithm, use_deterministic_compute), as a "
+                                            "deployment that needs them should be."),
+    json_path: Path = typer.Option(None, "--json", help="Write the full report (every number) "
+                                                        "to this JSON file."),
+    trt_cache: Path = typer.Option(None, "--trt-cache",
+                                   help="TensorRT engine and timing cache folder (default: "
+                                        "<bundle>/trt_cache)."),
+) -> None:
+    """Check that ONNX Runtime reproduces the goldens and PyTorch on a provider, keeps the digit
+    the evaluator sees, and is bitwise deterministic. Exit 0: all pass; 1: a parity check
+    failed; 2: bad usage or a tampered, incomplete bundle.
+    """
+    cfg = VerifyConfig(bundle=bundle, providers=_csv(provider) or (), atol=atol, rtol=rtol,
+                       precisions=_csv(precision), batches=_ints(batch), repeats=repeats,
+                       seed=seed, trt_cache=trt_cache, deterministic=deterministic)
+    with errors_to_exit():
+        report = verify(cfg, lambda text: console.print(text, highlight=False, markup=False))
+        if json_path is not None:
+            atomic_write_text(json_path, report.to_json() + "\n")
+        render(report)
+        if json_path is not None:
+            console.print(f"report written to {json_path}", highlight=False, markup=False)
+        if not report.passed:
+            names = ", ".join(c.name for c in report.failures)
+            raise CheckFailed(f"parity failed in {len(report.failures)} check(s): {names} "
+                              "(numbers above)")
+
+
+verify_command.__doc__ = f"{inspect.cleandoc(verify_command.__doc__ or '')}\n\n{_tolerance_help()}"
+
+
+def _g(value: float) -> str:
+    return "inf" if math.isinf(value) else "nan" if math.isnan(value) else f"{value:.2e}"
+
+
+def _short(text: str) -> str:
+    return text.replace("ExecutionProvider", "").replace(", rtol", "\nrtol")
+
+
+def _numbers(c: CheckResult, per_line: int) -> str:
+    """The key numbers of a row, ``per_line`` items per line (narrow terminals get one)."""
+    s, d = c.stats, c.details
+    if s is not None:
+        psnr = "inf" if math.isinf(s.psnr_db) else f"{s.psnr_db:.1f}"
+        items = [f"max |Δ| {_g(s.max_abs)}", f"p99 |Δ| {_g(s.p99_abs)}",
+                 f"p99 rel {_g(s.p99_rel)}", f"PSNR {psnr} dB", f"cosine {s.cosine:.7f}",
+                 f"{s.out_of_tolerance:,}/{s.elements:,} out",
+                 f"min atol {_g(s.min_passing_atol)}"]
+    elif c.check == "labels" and "agreement" in d:
+        items = [f"{d['agreeing']}/{d['samples']} agree ({d['agreement']:.2%})",
+                 f"fidelity {d['fidelity_candidate']:.1%} (ref {d['fidelity_reference']:.1%})"]
+    elif c.check == "determinism":
+        worst = d["max_abs_between_runs"]
+        items = ["bitwise identical" if worst == 0 else f"max |Δ| between runs {_g(worst)}"]
+    elif c.check == "placement":
+        counts = ", ".join(f"{_short(k)} {v}" for k, v in d["node_counts"].items())
+        items = [f"nodes: {counts}", f"session: {_short(', '.join(d['session_providers']))}"]
+    else:
+        items = [c.message]
+    return "\n".join("  ".join(items[i:i + per_line]) for i in range(0, len(items), per_line))
+
+
+def render(report: ParityReport) -> None:
+    """A table, one row per provider × variant × check; then failures, label flips, notes."""
+    per_line = 3 if console.width >= 120 else 2 if console.width >= 100 else 1
+    table = Table(title=f"edgegen verify {report.bundle}", show_lines=True)
+    table.add_column("target", overflow="fold", max_width=14)
+    table.add_column("check", overflow="fold")
+    table.add_column("numbers", overflow="fold")
+    table.add_column("limit", overflow="fold", max_width=18)
+    table.add_column("result")
+    style = {"pass": "[green]PASS[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]SKIP[/]"}
+    for c in report.checks:
+        table.add_row(f"{c.provider}/{c.variant}", c.check, escape(_numbers(c, per_line)),
+                      escape(_short(c.limit)),
+                      style[c.status])
+    console.print(table)
+    console.print(f"tolerance rule: {report.tolerance_rule}; {report.relative_error}",
+                  highlight=False, markup=False)
+    for c in report.checks:
+        flips = c.details.get("disagreements") if c.check == "labels" else None
+        if flips:
+            console.print(f"{c.provider}/{c.variant}: {c.details['disagreements_total']} "
+                          "sample(s) change digit:", highlight=False, markup=False)
+            for f in flips[:10]:
+                console.print(f"  {f['source']}: seed {f['seed']} sample {f['sample']} label "
+                              f"{f['label']}: reference {f['reference_pred']}, onnxruntime "
+                              f"{f['candidate_pred']}", highlight=False, markup=False)
+    for c in report.failures:
+        console.print(f"[bold red]FAIL[/] {c.name}: {escape(c.message)}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    n_pass = sum(c.status == "pass" for c in report.checks)
+    n_skip = sum(c.status == "skip" for c in report.checks)
+    verdict = "[green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    console.print(f"{verdict}: {n_pass} passed, {len(report.failures)} failed, {n_skip} skipped",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
+    app.command("verify")(verify_command)

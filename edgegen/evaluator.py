@@ -44,6 +44,7 @@ class EvaluatorConfig:
     seed: int = 0
     device: str = "cpu"
     data_dir: Path | None = None
+    download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
     width: int = 32
     threads: int | None = None
     force: bool = False
@@ -104,7 +105,7 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
         torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
 
-    data = load_mnist(cfg.data_dir)
+    data = load_mnist(cfg.data_dir, download=cfg.download)
     emit({"kind": "note", "text": data.describe()})
     x = torch.from_numpy(to_tensor_range(data.train_images)).to(device)
     y = torch.from_numpy(data.train_labels).to(device)

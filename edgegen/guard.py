@@ -7,6 +7,8 @@ the requested label, or its probability for the requested label is under ``min_p
 ``a = 1, 2, ...`` redraws it from row ``i`` of ``latent(retry_seed(seed, a), n, z_dim)`` where
 ``retry_seed(seed, a) = (seed + a * 0xD1B54A32D192ED03) mod 2**64``. After ``max_retries``
 redraws the last attempt is returned and marked as not accepted. Any language can replay this.
+With one seed per sample (``guarded_generate_seeds``) "row ``i`` of seed ``s``" becomes "row 0 of
+``seeds[i]``" in both places. Defaults: ``max_retries = 4``, ``min_prob = 0.5``.
 
 Imports numpy only: the torch-free runtime uses it with ONNX Runtime sessions.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgegen.latent import latent, retry_seed, truncate
+from edgegen.latent import latent, latent_for_seeds, retry_seed, truncate
 
 GenerateFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (z [N, Z], labels [N]) -> images
 ClassifyFn = Callable[[np.ndarray], np.ndarray]  # images [N, 1, 28, 28] -> probabilities [N, C]
@@ -49,14 +51,45 @@ def accept(probs: np.ndarray, labels: np.ndarray, min_prob: float) -> np.ndarray
     return (probs.argmax(1) == labels) & (p >= min_prob)
 
 
+DEFAULT_MAX_RETRIES = 4
+DEFAULT_MIN_PROB = 0.5
+
+
 def guarded_generate(generate: GenerateFn, classify: ClassifyFn, labels: np.ndarray, seed: int,
-                     z_dim: int, *, truncation: float | None = None, max_retries: int = 4,
-                     min_prob: float = 0.5) -> GuardResult:
+                     z_dim: int, *, truncation: float | None = None,
+                     max_retries: int = DEFAULT_MAX_RETRIES,
+                     min_prob: float = DEFAULT_MIN_PROB) -> GuardResult:
     """Generate ``labels`` with ``seed``, redrawing rejected samples (see module docstring)."""
+    n = len(labels)
+
+    def draw(attempt: int, rows: np.ndarray) -> np.ndarray:
+        z = latent(retry_seed(seed, attempt), n, z_dim)[rows]  # row i of the attempt's stream
+        return truncate(z, truncation)
+
+    return _guard_loop(generate, classify, labels, draw, max_retries, min_prob)
+
+
+def guarded_generate_seeds(generate: GenerateFn, classify: ClassifyFn, labels: np.ndarray,
+                           seeds: list[int], z_dim: int, *, truncation: float | None = None,
+                           max_retries: int = DEFAULT_MAX_RETRIES,
+                           min_prob: float = DEFAULT_MIN_PROB) -> GuardResult:
+    """Like ``guarded_generate`` with one seed per sample: sample ``i`` is first drawn from row 0
+    of ``seeds[i]`` and attempt ``a`` redraws it from row 0 of ``retry_seed(seeds[i], a)``."""
+    def draw(attempt: int, rows: np.ndarray) -> np.ndarray:
+        z = latent_for_seeds([retry_seed(int(seeds[i]), attempt) for i in rows], z_dim)
+        return truncate(z, truncation)
+
+    return _guard_loop(generate, classify, labels, draw, max_retries, min_prob)
+
+
+def _guard_loop(generate: GenerateFn, classify: ClassifyFn, labels: np.ndarray,
+                draw: Callable[[int, np.ndarray], np.ndarray], max_retries: int,
+                min_prob: float) -> GuardResult:
+    """Draw every sample (attempt 0), then redraw the rejected ones; ``draw(attempt, rows)``
+    gives the latents ``[len(rows), z_dim]`` of those samples for that attempt."""
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
-    z = truncate(latent(seed, n, z_dim), truncation)
-    images = generate(z, labels)
+    images = generate(draw(0, np.arange(n)), labels)
     probs = classify(images)
     ok = accept(probs, labels, min_prob)
     attempts = np.zeros(n, dtype=np.int64)
@@ -64,8 +97,7 @@ def guarded_generate(generate: GenerateFn, classify: ClassifyFn, labels: np.ndar
         todo = np.flatnonzero(~ok)
         if todo.size == 0:
             break
-        z_all = truncate(latent(retry_seed(seed, a), n, z_dim), truncation)
-        redo = generate(z_all[todo], labels[todo])
+        redo = generate(draw(a, todo), labels[todo])
         redo_probs = classify(redo)
         images[todo], probs[todo] = redo, redo_probs
         ok[todo] = accept(redo_probs, labels[todo], min_prob)
@@ -76,5 +108,6 @@ def guarded_generate(generate: GenerateFn, classify: ClassifyFn, labels: np.ndar
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of the evaluator's logits ``[N, C]`` (computed in their dtype)."""
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)

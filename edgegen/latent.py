@@ -111,6 +111,18 @@ def latent_test_vectors() -> list[dict]:
     return out
 
 
+def extra_test_vectors() -> dict[str, list[dict]]:
+    """Vectors for the truncation knob and the guard's retry seeds (also in every manifest)."""
+    trunc = []
+    for seed, psi in ((42, 0.7), (7, 0.5)):
+        z = truncate(latent(seed, 1, 4), psi)
+        trunc.append({"seed": str(seed), "n": 1, "z_dim": 4, "psi": psi,
+                      "float32_hex": [f"{v:08x}" for v in z.view(np.uint32).ravel().tolist()]})
+    retry = [{"seed": str(s), "attempt": a, "retry_seed": str(retry_seed(s, a))}
+             for s, a in ((42, 1), (42, 4), (2**64 - 1, 2))]
+    return {"truncation": trunc, "retry_seed": retry}
+
+
 def describe() -> dict:
     """The algorithm, step by step, for the manifest."""
     return {

@@ -65,6 +65,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     data_dir: Path | None = None
+    download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
     z_dim: int | None = None
     width: int | None = None
     aux_weight: float = 1.0  # cdcgan: weight of the discriminator's auxiliary class loss
@@ -185,7 +186,7 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
 
-    data = load_mnist(cfg.data_dir)
+    data = load_mnist(cfg.data_dir, download=cfg.download)
     emit({"kind": "note", "text": data.describe()})
     x_all = torch.from_numpy(to_tensor_range(data.train_images)).to(device)  # [N, 1, 28, 28]
     y_all = torch.from_numpy(data.train_labels).to(device)  # [N]

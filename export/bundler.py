@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgegen.export.variants import PRECISIONS, VARIANT_FILES
 
 from edgegen import __version__
 from edgegen.bundle import MANIFEST, SCHEMA, list_files
 from edgegen.checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, load_module
 from edgegen.errors import CheckpointError, ConfigError, ExportError
+from edgegen.export.variants import PRECISIONS, VARIANT_FILES
 from edgegen.fileio import atomic_dir, atomic_write_json, sha256_file
 from edgegen.report import Report
 
@@ -113,6 +113,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     import onnx
     import onnxruntime
     import torch
+
     from edgegen.export.golden import GoldenSet, golden_inputs, write_golden
     from edgegen.export.onnx_export import (
         check_model,
@@ -128,8 +129,8 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         make_optimized,
         run_generator,
     )
-
-    from edgegen.latent import describe, latent, latent_test_vectors
+    from edgegen.guard import DEFAULT_MAX_RETRIES, DEFAULT_MIN_PROB
+    from edgegen.latent import describe, extra_test_vectors, latent, latent_test_vectors
     from edgegen.postprocess import RULE
     from edgegen.providers import make_session
 
@@ -248,8 +249,18 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             "variants": variants,
             "evaluator": evaluator_entry,
             "latent": {**describe(), "test_vectors": latent_test_vectors(),
+                       "extra_test_vectors": extra_test_vectors(),
                        "per_sample": "sample i of a request with seed s is row i of "
                                      "latent(s, n, z_dim); it does not depend on n"},
+            "guard": None if evaluator_entry is None else {
+                "accept": "argmax(softmax(logits)) == label and softmax(logits)[label] >= "
+                          "min_prob, where logits = evaluator(image) on the generator's float32 "
+                          "image (not the uint8 pixels)",
+                "min_prob": DEFAULT_MIN_PROB, "max_retries": DEFAULT_MAX_RETRIES,
+                "redraw": "attempt a redraws sample i from row i of latent(retry_seed(seed, a)); "
+                          "with one seed per sample, from row 0 of retry_seed(seeds[i], a)",
+                "after_last_retry": "the last draw is returned, marked not accepted",
+            },
             "postprocess": {"rule": RULE, "input_range": list(OUTPUT_RANGE), "dtype": "uint8",
                             "image_shape": [28, 28], "layout": "row-major, one channel"},
             "golden": {"seed": str(cfg.seed), "sets": golden_entries,
@@ -312,10 +323,10 @@ def _fidelity_from_run(run: Path) -> dict[str, Any] | None:
 
 def _export_evaluator(run: Path, root: Path, opset: int) -> dict[str, Any]:
     import torch
-    from edgegen.export.onnx_export import check_model, export_onnx, fold_batchnorm, set_metadata
 
     from edgegen.checkpoint import read_info
     from edgegen.evaluator import load_evaluator
+    from edgegen.export.onnx_export import check_model, export_onnx, fold_batchnorm, set_metadata
     from edgegen.models.classifier import ExportableClassifier
 
     clf = load_evaluator(run)

@@ -4,10 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgegen.cli.app import app
 from typer.testing import CliRunner
 
 from edgegen import __version__
+from edgegen.cli.app import app
 from tests.conftest import write_idx
 
 runner = CliRunner()

@@ -10,12 +10,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from edgegen.export.bundler import ExportConfig, export_bundle
-from edgegen.export.golden import load_golden_set
 from onnx.reference import ReferenceEvaluator
 
 from edgegen.bundle import load_bundle
 from edgegen.errors import CheckpointError, ConfigError, ExportError
+from edgegen.export.bundler import ExportConfig, export_bundle
+from edgegen.export.golden import load_golden_set
 
 
 def _session(path: Path) -> ort.InferenceSession:

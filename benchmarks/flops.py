@@ -1,0 +1,137 @@
+"""Floating-point work per image, counted from the ONNX graph.
+
+Only the dense ops count (Gemm, MatMul, Conv, ConvTranspose): one multiply-add is 2 FLOPs, bias
+adds and activations are left out (they are a rounding error next to the products and are not
+what the machine's matmul rate measures). Shapes come from ONNX shape inference after the
+dynamic batch axis is pinned to a known size; the per-image figure divides by that size.
+
+* Gemm ``Y[M, N] = A[M, K] @ B[K, N]`` (after transA/transB): ``2 M N K``
+* MatMul ``[..., M, K] @ [..., K, N]``: ``2 * prod(Y.shape) * K``
+* Conv ``W[Cout, Cin/g, k...]``: ``2 * prod(Y.shape) * prod(W.shape[1:])``
+* ConvTranspose ``W[Cin, Cout/g, k...]``: ``2 * prod(X.shape) * prod(W.shape[1:])`` — every
+  input pixel is scattered through its Cout/g x k... taps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DENSE_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
+
+
+@dataclass(frozen=True)
+class NodeFlops:
+    name: str
+    op: str
+    flops: int  # for the whole pinned batch
+
+
+@dataclass
+class FlopCount:
+    batch: int  # the batch size the graph was pinned to
+    total: int  # FLOPs for that batch
+    nodes: list[NodeFlops] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # dense nodes whose shapes were not inferred
+
+    @property
+    def per_image(self) -> float:
+        return self.total / self.batch
+
+    @property
+    def by_op(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for n in self.nodes:
+            out[n.op] = out.get(n.op, 0) + n.flops
+        return out
+
+
+def _pin_batch(model: Any, batch: int) -> Any:
+    """A copy of ``model`` whose graph inputs have every symbolic/unknown dim 0 set to ``batch``."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {i.name for i in m.graph.initializer}
+    for inp in m.graph.input:
+        if inp.name in inits or not inp.type.HasField("tensor_type"):
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].Clear()
+            dims[0].dim_value = batch
+    del m.graph.value_info[:]  # stale symbolic shapes would win over the pinned ones
+    return m
+
+
+def _shapes(model: Any) -> dict[str, list[int] | None]:
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    g = inferred.graph
+    out: dict[str, list[int] | None] = {i.name: list(i.dims) for i in g.initializer}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        t = vi.type.tensor_type
+        if not t.HasField("shape"):
+            out.setdefault(vi.name, None)
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        out[vi.name] = None if any(d is None for d in dims) else [int(d) for d in dims]
+    return out
+
+
+def _attr(node: Any, name: str, default: int) -> int:
+    for a in node.attribute:
+        if a.name == name:
+            return int(a.i)
+    return default
+
+
+def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
+    """FLOPs of one dense node, or None when a needed shape is unknown."""
+    def shape(i: int) -> list[int] | None:
+        return shapes.get(node.input[i]) if len(node.input) > i else None
+
+    a, b = shape(0), shape(1)
+    y = shapes.get(node.output[0]) if node.output else None
+    if node.op_type == "Gemm":
+        if a is None or b is None:
+            return None
+        m, k = (a[1], a[0]) if _attr(node, "transA", 0) else (a[0], a[1])
+        n = b[0] if _attr(node, "transB", 0) else b[1]
+        return 2 * m * n * k
+    if node.op_type == "MatMul":
+        if a is None or y is None:
+            return None
+        return 2 * math.prod(y) * a[-1]
+    if node.op_type == "Conv":
+        if b is None or y is None:
+            return None
+        return 2 * math.prod(y) * math.prod(b[1:])
+    if node.op_type == "ConvTranspose":
+        if a is None or b is None:
+            return None
+        return 2 * math.prod(a) * math.prod(b[1:])
+    return 0
+
+
+def count_flops(model: str | Path | Any, batch: int = 1) -> FlopCount:
+    """Dense FLOPs of an ONNX model (path or ModelProto) at ``batch``; see the module doc."""
+    import onnx
+
+    proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
+    pinned = _pin_batch(proto, batch)
+    shapes = _shapes(pinned)
+    count = FlopCount(batch=batch, total=0)
+    for node in pinned.graph.node:
+        if node.op_type not in DENSE_OPS:
+            continue
+        f = node_flops(node, shapes)
+        if f is None:
+            count.unknown.append(node.name or node.op_type)
+            continue
+        count.nodes.append(NodeFlops(node.name, node.op_type, int(f)))
+        count.total += int(f)
+    return count

@@ -1,0 +1,73 @@
+"""Where the time goes inside ONNX Runtime, per op type, from its own profiler.
+
+Used to say *why* a variant is or is not faster on a provider rather than guess: which kernels
+ran, what share of the time each took, and whether ONNX Runtime inserted casts (fp16 graphs on a
+provider without fp16 kernels: ``InsertCastTransformer`` names them ``InsertedPrecisionFree…``)
+or ran float kernels between Quantize/DequantizeLinear pairs (QDQ ops it has no int8 kernel for).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgegen.providers import ProviderSpec, make_session
+
+
+def op_profile(model: Path, spec: ProviderSpec, feeds: dict[str, np.ndarray],
+               runs: int = 20) -> dict[str, Any]:
+    """Median kernel time per node over ``runs`` profiled runs, summed per op type."""
+    with tempfile.TemporaryDirectory() as tmp:
+        session = make_session(model, replace(spec, profile_dir=Path(tmp)))
+        for _ in range(runs):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_node: dict[tuple[str, str], list[float]] = {}
+    for ev in events:
+        name = ev.get("name", "")
+        if ev.get("cat") == "Node" and name.endswith("_kernel_time"):
+            op = ev.get("args", {}).get("op_name", "?")
+            per_node.setdefault((op, name[: -len("_kernel_time")]), []).append(ev["dur"])
+    ops: dict[str, dict[str, float]] = {}
+    for (op, _node), durs in per_node.items():
+        o = ops.setdefault(op, {"us": 0.0, "nodes": 0})
+        o["us"] += float(np.median(durs))
+        o["nodes"] += 1
+    total = sum(o["us"] for o in ops.values()) or 1.0
+    for o in ops.values():
+        o["share"] = o["us"] / total
+    nodes = [n for _, n in per_node]
+    return {
+        "model": Path(model).name, "runs": runs, "total_us": total,
+        "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["us"])),
+        "inserted_casts": sum(1 for n in nodes if n.startswith("InsertedPrecisionFree")),
+        "float_ops_between_qdq": sorted({op for op, _ in per_node
+                                         if op in ("ConvTranspose", "Conv", "Gemm", "MatMul")}),
+        "int8_ops": sorted({op for op, _ in per_node if op.startswith(("QLinear", "QGemm",
+                                                                      "MatMulInteger",
+                                                                      "ConvInteger"))}),
+    }
+
+
+def kernel_types(op: str, provider: str = "CPUExecutionProvider") -> list[str] | None:
+    """The element types ONNX Runtime registers ``op`` for on ``provider`` (None: unknown).
+
+    Reads the kernel registry through ``onnxruntime.capi._pybind_state.get_all_opkernel_def``;
+    it is not a public API, so any failure answers None rather than a guess.
+    """
+    try:
+        from onnxruntime.capi import _pybind_state as c
+
+        types: set[str] = set()
+        for d in c.get_all_opkernel_def():
+            if d.provider == provider and d.op_name == op and d.domain in ("", "ai.onnx"):
+                for constraint in d.type_constraints.values():
+                    types.update(t.replace("tensor(", "").rstrip(")") for t in constraint)
+        return sorted(types)
+    except Exception:  # noqa: BLE001 - private API: absence is an answer, not an error
+        return None

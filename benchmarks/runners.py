@@ -1,0 +1,234 @@
+"""The contenders: ONNX Runtime the edgegen way, and what a user would otherwise run.
+
+Each factory builds one contender for one batch size and returns a ``Contender`` whose ``call``
+runs one inference to completion (on a GPU: synchronized), with the session creation (model
+load, graph optimization, engine build setup) and the first call (lazy initialization, CUDA
+graph capture, TensorRT engine build, torch.compile) timed separately from the timed region.
+
+* ``ort_edgegen``: ``edgegen.providers.make_session`` — the requested provider and no silent
+  fallback; on CUDA/TensorRT optionally I/O binding (inputs and output preallocated on the
+  device as ``OrtValue``s) and CUDA graph capture, which ONNX Runtime allows only with fixed
+  shapes and bound device buffers: hence one session per batch size.
+* ``ort_default``: ``InferenceSession(path, providers=[EP])`` with default session options.
+* ``torch_peer``: the generator from the checkpoint, eager (or ``torch.compile``d), with
+  ``torch.set_num_threads`` equal to ONNX Runtime's intra-op threads; on CUDA when the provider
+  is, synchronized after each call.
+* ``openvino_peer``: OpenVINO on CPU with the same thread count, static shapes, f32 precision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgegen.errors import EdgegenError, ProviderError
+from edgegen.providers import EP_NAMES, ProviderSpec, make_session, ort
+
+
+class PeerUnavailable(EdgegenError):
+    """A peer that cannot run here (not installed, no checkpoint): reported, not fatal."""
+
+
+@dataclass
+class Contender:
+    key: str  # unique within a run: kind/variant/provider[/config]
+    kind: str  # edgegen | tuned | ort-default | torch | torch-compile | openvino
+    variant: str
+    provider: str
+    batch: int
+    call: Callable[[], object]
+    session_create_s: float
+    first_run_s: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def first_run(self) -> None:
+        t0 = time.perf_counter_ns()
+        self.call()
+        self.first_run_s = (time.perf_counter_ns() - t0) / 1e9
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The same inputs for every contender: portable latents and cycling labels."""
+
+    z: np.ndarray  # float32 [batch, z_dim]
+    label: np.ndarray  # int64 [batch]
+
+    @property
+    def batch(self) -> int:
+        return int(self.label.shape[0])
+
+    @classmethod
+    def make(cls, seed: int, batch: int, z_dim: int, n_classes: int) -> Inputs:
+        from edgegen.latent import latent
+
+        return cls(latent(seed, batch, z_dim),
+                   (np.arange(batch) % n_classes).astype(np.int64))
+
+
+def _feeds(session: Any, inputs: Inputs) -> dict[str, np.ndarray]:
+    names = [i.name for i in session.get_inputs()]
+    return dict(zip(names, (inputs.z, inputs.label)))
+
+
+def ort_settings(spec: ProviderSpec, io_binding: bool) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "intra_op_threads": spec.intra_op_threads or "ORT default",
+        "inter_op_threads": spec.inter_op_threads or "ORT default",
+        "spinning": ("ORT default (on)" if spec.spinning is None
+                     else "on" if spec.spinning else "off"),
+        "graph_optimization": spec.graph_optimization, "io_binding": io_binding,
+    }
+    if spec.name in ("cuda", "tensorrt"):
+        s.update(use_tf32=spec.use_tf32, cuda_graph=spec.cuda_graph)
+    if spec.name == "tensorrt":
+        s.update(trt_fp16=spec.trt_fp16, trt_profile_min_opt_max=list(spec.trt_batch_range),
+                 trt_cache_dir=str(spec.trt_cache_dir) if spec.trt_cache_dir else None)
+    return s
+
+
+def ort_edgegen(path: Path, spec: ProviderSpec, inputs: Inputs, *, variant: str,
+                io_binding: bool, kind: str = "edgegen", key: str | None = None) -> Contender:
+    t0 = time.perf_counter_ns()
+    session = make_session(path, spec)
+    create_s = (time.perf_counter_ns() - t0) / 1e9
+    if io_binding:
+        call = _bound_call(session, spec, inputs)
+    else:
+        feeds = _feeds(session, inputs)
+
+        def call() -> object:
+            return session.run(None, feeds)
+
+    return Contender(key=key or f"{kind}/{variant}/{spec.name}", kind=kind, variant=variant,
+                     provider=spec.name, batch=inputs.batch, call=call,
+                     session_create_s=create_s, settings=ort_settings(spec, io_binding))
+
+
+def _bound_call(session: Any, spec: ProviderSpec, inputs: Inputs) -> Callable[[], object]:
+    """Run with I/O binding: inputs copied once to the device, the output preallocated there,
+    so the timed call moves no data between host and device (and CUDA graphs can replay)."""
+    rt = ort()
+    device = "cpu" if spec.name == "cpu" else "cuda"
+    dev_id = 0 if device == "cpu" else spec.device_id
+    binding = session.io_binding()
+    keep = []
+    for inp, arr in zip(session.get_inputs(), (inputs.z, inputs.label)):
+        v = rt.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), device, dev_id)
+        binding.bind_ortvalue_input(inp.name, v)
+        keep.append(v)
+    out = session.get_outputs()[0]
+    shape = [inputs.batch if not isinstance(d, int) else d for d in out.shape]
+    ov = rt.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, device, dev_id)
+    binding.bind_ortvalue_output(out.name, ov)
+    keep.append(ov)
+
+    def call() -> object:
+        session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return keep  # the bound buffers live as long as the call
+
+    return call
+
+
+def ort_default(path: Path, provider: str, inputs: Inputs, *, variant: str = "fp32"
+                ) -> Contender:
+    """ONNX Runtime as a user runs it first: default session options, the provider's defaults."""
+    rt = ort()
+    ep = EP_NAMES[provider]
+    providers = [ep] if provider == "cpu" else [ep, "CPUExecutionProvider"]
+    t0 = time.perf_counter_ns()
+    session = rt.InferenceSession(str(path), providers=providers)
+    create_s = (time.perf_counter_ns() - t0) / 1e9
+    if session.get_providers()[0] != ep:
+        raise ProviderError(f"ort-default asked for {ep} but got {session.get_providers()}; "
+                            "refusing a silent CPU run")
+    feeds = _feeds(session, inputs)
+    return Contender(key=f"ort-default/{variant}/{provider}", kind="ort-default",
+                     variant=variant, provider=provider, batch=inputs.batch,
+                     call=lambda: session.run(None, feeds), session_create_s=create_s,
+                     settings={"session_options": "defaults", "providers": providers})
+
+
+def torch_peer(checkpoint: Path | None, inputs: Inputs, *, device: str, threads: int,
+               compile_: bool = False) -> Contender:
+    """PyTorch from the training checkpoint (BatchNorm not folded: what a user would run)."""
+    if checkpoint is None:
+        raise PeerUnavailable("the bundle's checkpoint is not where the manifest says; the "
+                              "PyTorch peer needs it (keep the run folder next to the bundle)")
+    import torch
+
+    from edgegen.export.bundler import load_generator
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PeerUnavailable("PyTorch here has no CUDA device for the CUDA peer")
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter_ns()
+    gen, _ = load_generator(checkpoint)
+    gen = gen.to(device)
+    fn = torch.compile(gen) if compile_ else gen
+    z = torch.from_numpy(inputs.z).to(device)
+    y = torch.from_numpy(inputs.label).to(device)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 proper, as ORT with use_tf32=0
+        torch.backends.cudnn.allow_tf32 = False
+        torch.cuda.synchronize()
+    create_s = (time.perf_counter_ns() - t0) / 1e9
+    sync = torch.cuda.synchronize if device == "cuda" else None
+
+    def call() -> object:
+        with torch.inference_mode():
+            out = fn(z, y)
+        if sync is not None:
+            sync()
+        return out
+
+    kind = "torch-compile" if compile_ else "torch"
+    return Contender(key=f"{kind}/fp32/{device}", kind=kind, variant="fp32",
+                     provider=f"torch-{device}", batch=inputs.batch, call=call,
+                     session_create_s=create_s,
+                     settings={"torch_threads": torch.get_num_threads(), "device": device,
+                               "mode": "torch.compile" if compile_ else "eager",
+                               "inference_mode": True})
+
+
+def openvino_available() -> str | None:
+    """None when OpenVINO can be imported, else why not."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "not installed (`pip install -e .[openvino]`)"
+    return None
+
+
+def openvino_peer(path: Path, inputs: Inputs, *, threads: int, variant: str = "fp32"
+                  ) -> Contender:
+    """OpenVINO on CPU, pinned to f32 inference: on CPUs with AMX or AVX-512 BF16 it would
+    otherwise pick bf16 by itself, and the comparison would no longer be at equal precision."""
+    why = openvino_available()
+    if why:
+        raise PeerUnavailable(f"openvino is {why}")
+    import openvino as ov
+
+    t0 = time.perf_counter_ns()
+    core = ov.Core()
+    model = core.read_model(str(path))
+    names = [p.get_any_name() for p in model.inputs]
+    model.reshape({names[0]: list(inputs.z.shape), names[1]: list(inputs.label.shape)})
+    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+              "PERFORMANCE_HINT": "LATENCY"}
+    compiled = core.compile_model(model, "CPU", config)
+    request = compiled.create_infer_request()
+    feeds = {names[0]: inputs.z, names[1]: inputs.label}
+    create_s = (time.perf_counter_ns() - t0) / 1e9
+    return Contender(key=f"openvino/{variant}/cpu", kind="openvino", variant=variant,
+                     provider="openvino-cpu", batch=inputs.batch,
+                     call=lambda: request.infer(feeds), session_create_s=create_s,
+                     settings={"threads": threads, "precision": "f32",
+                               "performance_hint": "LATENCY", "shapes": "static",
+                               "version": ov.get_version()})

@@ -1,0 +1,105 @@
+"""bench() on the tiny bundle: the report's structure, ratios and bookkeeping (never speed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgegen.benchmarks import BenchConfig, bench
+from edgegen.errors import BundleError, ConfigError, ProviderError
+
+FAST = dict(iters=3, warmup_iters=1, warmup_s=0.0, rounds=2, measure_matmul=False)
+
+
+def test_offline_report(tiny_bundle: Path, tmp_path: Path) -> None:
+    r = bench(BenchConfig(bundle=tiny_bundle, batches=(1, 4), tune=True,
+                          peers=("torch", "ort-default", "openvino"), **FAST))
+    assert r.passed and not r.failures
+    keys = {(x.key, x.batch) for x in r.results}
+    for b in (1, 4):
+        for v in ("fp32", "fp16", "int8"):
+            assert (f"edgegen/{v}/cpu", b) in keys
+        assert ("torch/fp32/cpu", b) in keys and ("ort-default/fp32/cpu", b) in keys
+        assert ("openvino/fp32/cpu", b) in keys or "openvino" in r.unavailable
+        tuned = [x for x in r.results if x.contender == "tuned" and x.batch == b]
+        assert len(tuned) == 4 and sum(x.best_tuned for x in tuned) == 1
+    for x in r.results:
+        assert x.latency.count == 3 and x.latency.batch == x.batch
+        assert x.session_create_s > 0 and x.first_run_s > 0 and x.warmup_iters >= 1
+        assert x.speedup_p50 is not None and x.speedup_throughput is not None
+        assert x.fidelity is not None and x.fidelity_source.startswith("manifest")
+        assert x.achieved_gflops > 0 and x.matmul_fraction is None  # no yardstick measured
+    for t in r.find("torch"):
+        assert t.speedup_p50 == pytest.approx(1.0) and t.speedup_throughput == 1.0
+    edge = r.find("edgegen", "fp32", 4)[0]
+    torch_ = r.find("torch", batch=4)[0]
+    assert edge.speedup_throughput == pytest.approx(
+        edge.latency.images_per_s / torch_.latency.images_per_s)
+    assert edge.settings["intra_op_threads"] == r.threads["budget"]
+    assert r.flops["per_image"] > 0 and r.machine["usable_cores"] >= 1
+    assert r.versions["onnxruntime"]
+    assert all(x.contender != "tuned" or x.best_tuned for x in r.table_rows())
+    data = json.loads(r.to_json())
+    assert data["results"][0]["latency"]["p50_ms"] > 0 and data["config"]["batches"] == [1, 4]
+
+
+def test_matmul_yardstick_and_efficiency(tiny_bundle: Path) -> None:
+    from edgegen.benchmarks.machine import matmul_rate
+
+    mm = matmul_rate(threads=1, sizes=(64, 128), seconds=0.01)
+    assert mm.gflops == max(mm.by_size.values()) and set(mm.by_size) == {64, 128}
+    r = bench(BenchConfig(bundle=tiny_bundle, batches=(2,), precisions=("fp32",), peers=(),
+                          **{**FAST, "measure_matmul": True}))
+    x = r.results[0]
+    assert r.matmul is not None and x.speedup_p50 is None  # no PyTorch peer, no ratio
+    assert len(r.matmul.measurements) == 2  # at the start and at the end; the best counts
+    assert r.matmul.gflops == max(r.matmul.measurements)
+    assert x.matmul_fraction == pytest.approx(x.achieved_gflops / r.matmul.gflops)
+    assert x.achieved_gflops == pytest.approx(
+        r.flops["per_image"] * x.latency.images_per_s / 1e9)
+
+
+def test_server_scenario(tiny_bundle: Path) -> None:
+    r = bench(BenchConfig(bundle=tiny_bundle, scenario="server", precisions=("fp32",),
+                          peers=("ort-default", "openvino"), qps=200.0,
+                          server_duration_s=0.2, max_batch=4, **FAST))
+    assert not r.results and len(r.server) == 2
+    for s in r.server:
+        assert s.issued > 0 and s.completed + s.unfinished == s.issued
+        assert s.workers == r.threads["server_workers"]
+    assert "openvino (server)" in r.unavailable or "openvino" in r.unavailable
+
+
+def test_errors_are_clear(tiny_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(ProviderError, match="available: .*CPUExecutionProvider"):
+        bench(BenchConfig(bundle=tiny_bundle, provider="cuda", **FAST))
+    with pytest.raises(ConfigError, match="unknown peer"):
+        bench(BenchConfig(bundle=tiny_bundle, peers=("tensorflow",), **FAST))
+    with pytest.raises(ConfigError, match="positive batch"):
+        bench(BenchConfig(bundle=tiny_bundle, batches=(0,), **FAST))
+    with pytest.raises(ConfigError, match="for --provider cuda"):
+        bench(BenchConfig(bundle=tiny_bundle, cuda_graph=True, **FAST))
+    with pytest.raises(BundleError):
+        bench(BenchConfig(bundle=tmp_path / "nowhere", **FAST))
+
+
+def test_io_binding_call_matches_plain_run(tiny_bundle: Path) -> None:
+    """The I/O-binding path (device buffers on CUDA) exercised on CPU: same image out."""
+    import numpy as np
+
+    from edgegen.benchmarks.runners import Inputs, ort_edgegen
+    from edgegen.providers import ProviderSpec, make_session
+
+    inputs = Inputs.make(5, 3, _z_dim(tiny_bundle), 10)
+    path = tiny_bundle / "model.onnx"
+    c = ort_edgegen(path, ProviderSpec(), inputs, variant="fp32", io_binding=True)
+    bound = c.call()[-1].numpy()  # the output OrtValue bound by the call
+    plain = make_session(path).run(None, {"z": inputs.z, "label": inputs.label})[0]
+    assert bound.shape == (3, 1, 28, 28) and np.array_equal(bound, plain)
+    assert c.settings["io_binding"] is True
+
+
+def _z_dim(bundle: Path) -> int:
+    return int(json.loads((bundle / "manifest.json").read_text())["generator"]["z_dim"])

@@ -1,0 +1,81 @@
+"""FLOPs counted from a hand-built ONNX graph against a hand computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgegen.benchmarks.flops import count_flops
+
+
+def _graph() -> onnx.ModelProto:
+    """x[B,10] -Gemm(transB)-> [B,48] -Reshape-> [B,3,4,4] -Conv(6,3,3x3,pad1)-> [B,6,4,4]
+    -ConvTranspose(6->2, 4x4, stride 2, pad 1)-> [B,2,8,8] -Reshape-> [B,2,8,8]
+    -MatMul [8,5]-> [B,2,8,5]."""
+    rng = np.random.default_rng(0)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    inits = [init("gw", 48, 10), init("gb", 48), init("cw", 6, 3, 3, 3),
+             init("tw", 6, 2, 4, 4), init("mw", 8, 5),
+             numpy_helper.from_array(np.array([-1, 3, 4, 4], np.int64), "shape")]
+    nodes = [
+        helper.make_node("Gemm", ["x", "gw", "gb"], ["g"], transB=1, name="gemm"),
+        helper.make_node("Reshape", ["g", "shape"], ["r"], name="reshape"),
+        helper.make_node("Conv", ["r", "cw"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("ConvTranspose", ["c", "tw"], ["t"], strides=[2, 2],
+                         pads=[1, 1, 1, 1], name="deconv"),
+        helper.make_node("MatMul", ["t", "mw"], ["y"], name="matmul"),
+        helper.make_node("Relu", ["y"], ["out"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2, 8, 5])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+# by hand, per image (2 FLOPs per multiply-add):
+GEMM = 2 * 48 * 10  # M=1, N=48, K=10
+CONV = 2 * (6 * 4 * 4) * (3 * 3 * 3)  # every output element: Cin*kh*kw multiply-adds
+DECONV = 2 * (6 * 4 * 4) * (2 * 4 * 4)  # every input element: Cout*kh*kw multiply-adds
+MATMUL = 2 * (2 * 8 * 5) * 8  # every output element: K=8 multiply-adds
+
+
+def test_hand_built_graph(tmp_path: Path) -> None:
+    model = _graph()
+    onnx.checker.check_model(model)
+    for batch in (1, 3):
+        c = count_flops(model, batch=batch)
+        assert c.unknown == []
+        assert c.by_op == {"Gemm": GEMM * batch, "Conv": CONV * batch,
+                           "ConvTranspose": DECONV * batch, "MatMul": MATMUL * batch}
+        assert c.per_image == GEMM + CONV + DECONV + MATMUL
+    path = tmp_path / "hand.onnx"
+    onnx.save(model, str(path))
+    assert count_flops(path).per_image == GEMM + CONV + DECONV + MATMUL
+
+
+def test_unknown_shapes_are_named_not_guessed() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")], "unk",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", "k"]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["k", "m"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    c = count_flops(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert c.unknown == ["mm"] and c.total == 0
+
+
+def test_generator_bundle(tiny_bundle: Path) -> None:
+    """The cdcgan's dense ops: Gemm(z+e -> 2c*49), ConvT(2c -> c, 4x4) on 7x7, ConvT(c -> 1)."""
+    model = onnx.load(str(tiny_bundle / "model.onnx"))
+    shapes = {i.name: list(i.dims) for i in model.graph.initializer}
+    out_f, in_f = shapes["project.0.weight"]  # [2c*49, z + e]
+    c2 = out_f // 49
+    c = shapes["deconv.0.weight"][1]
+    assert shapes["deconv.0.weight"] == [c2, c, 4, 4]
+    expect = 2 * out_f * in_f + 2 * (c2 * 49) * (c * 16) + 2 * (c * 196) * (1 * 16)
+    assert count_flops(tiny_bundle / "model.onnx").per_image == expect

@@ -1,0 +1,45 @@
+"""``edgegen bench`` through Typer's CliRunner: table, JSON, plot, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edgegen.cli.app import app
+
+runner = CliRunner()
+FAST = ["--iters", "3", "--warmup-iters", "1", "--warmup-s", "0", "--rounds", "1"]
+
+
+def test_table_json_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    res = runner.invoke(app, ["bench", str(tiny_bundle), "--batch", "1,2", "--peers",
+                              "torch,ort-default", *FAST, "--no-matmul", "--json", str(out),
+                              "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    for col in ("variant", "provider", "batch", "p50 ms", "p99 ms", "img/s", "× torch"):
+        assert col in res.output
+    assert "MFLOP per image" in res.output and "outside the timed region" in res.output
+    data = json.loads(out.read_text())
+    assert {r["contender"] for r in data["results"]} == {"edgegen", "torch", "ort-default"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fails(args: list[str], match: str) -> None:
+    res = runner.invoke(app, ["bench", *args])
+    assert res.exit_code == 2, res.output
+    assert match in res.output and "Traceback" not in res.output
+
+
+def test_bad_requests_exit_2(tiny_bundle: Path, tmp_path: Path) -> None:
+    b = str(tiny_bundle)
+    _fails([b, "--provider", "cuda", *FAST], "available: ")
+    _fails([b, "--provider", "cuda", *FAST], "CPUExecutionProvider")
+    _fails([b, "--provider", "gpu9000"], "unknown provider")
+    _fails([b, "--peers", "tensorflow"], "unknown peer")
+    _fails([b, "--batch", "1,x"], "comma-separated integers")
+    _fails([b, "--precision", "fp8"], "unknown precision")
+    _fails([b, "--spinning", "maybe"], "--spinning takes on, off or default")
+    _fails([str(tmp_path / "nowhere")], "does not exist")

@@ -1,0 +1,27 @@
+"""A fresh venv with only numpy, onnxruntime and edgegen (--no-deps) generates Python's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from edgegen.runtime import Generator
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "python" / "check_minimal_env.sh"
+
+
+def test_minimal_venv_generates_the_same_bytes(tiny_bundle: Path) -> None:
+    """Builds a venv and installs numpy + onnxruntime + an edgegen wheel (~30-60 s)."""
+    want = hashlib.sha256(Generator.load(tiny_bundle).generate([3], seed=99).tobytes())
+    done = subprocess.run(["bash", str(SCRIPT), str(tiny_bundle), "3", "99", want.hexdigest()],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"sha256 {want.hexdigest()}" in done.stdout
+    installed = done.stdout.split("installed: ")[1].split()
+    names = {line.split("==")[0].lower() for line in installed}
+    assert {"edgegen", "numpy", "onnxruntime"} <= names
+    assert not names & {"torch", "onnx", "torchvision", "onnxscript", "typer"}

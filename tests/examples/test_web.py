@@ -1,0 +1,116 @@
+"""examples/web in headless Chromium: the canvas shows Python's bytes for the same (label, seed).
+
+The page runs onnxruntime-web (WebAssembly) from ``examples/web/node_modules``, served with the
+bundle by ``examples/web/serve.py`` on 127.0.0.1; with ``report=/report`` it POSTs what its
+canvas holds (and the evaluator's verdict) back to the server, so no browser driver is needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import queue
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import onnxruntime as ort
+import pytest
+
+from edgegen.guard import softmax
+from edgegen.runtime import Generator
+
+SERVE = Path(__file__).resolve().parents[2] / "examples" / "web" / "serve.py"
+PAIRS = [(0, 0), (1, 1), (2, 42), (3, 2**64 - 1), (4, 1234567890123), (5, 7), (6, 99),
+         (7, 42), (8, 2**53 + 1), (9, 31337)]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+         "--remote-debugging-port=0"]  # keeps the headless browser open until it is stopped
+
+
+def _serve_module() -> Any:
+    spec = importlib.util.spec_from_file_location("edgegen_web_serve", SERVE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_page(chromium: str, bundle: Path, tmp_path: Path, timeout: float = 180,
+             **query: str) -> dict[str, Any]:
+    """Open the page on ``bundle`` with ``query`` and return what it reports."""
+    serve = _serve_module()
+    reports: queue.Queue[dict[str, Any]] = queue.Queue()
+    server = serve.make_server(bundle, 0, reports.put)
+    serve.serve_in_thread(server)
+    url = (f"http://127.0.0.1:{server.server_address[1]}/web/?"
+           + urlencode({**query, "report": "/report"}))
+    log = tmp_path / "chromium.log"
+    profile = tmp_path / "profile"
+    with log.open("wb") as out:
+        browser = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", url],
+                                   stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return reports.get(timeout=timeout)
+        except queue.Empty:
+            tail = log.read_text(errors="replace")[-3000:]
+            pytest.fail(f"the page reported nothing within {timeout:.0f} s ({url}); "
+                        f"chromium said:\n{tail}")
+        finally:
+            browser.terminate()
+            try:
+                browser.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                browser.kill()
+                browser.wait()
+            server.shutdown()
+            server.server_close()
+
+
+def _pairs() -> str:
+    return ",".join(f"{label}:{seed}" for label, seed in PAIRS)
+
+
+def test_canvas_shows_python_bytes_and_the_evaluator_verdict(
+        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path) -> None:
+    report = run_page(chromium, tiny_bundle, tmp_path, pairs=_pairs())
+    assert "error" not in report, report
+    results = report["results"]
+    assert [(r["label"], int(r["seed"])) for r in results] == PAIRS
+    g = Generator.load(tiny_bundle)
+    evaluator = ort.InferenceSession(str(tiny_bundle / "evaluator.onnx"),
+                                     providers=["CPUExecutionProvider"])
+    for r in results:
+        label, seed = r["label"], int(r["seed"])
+        assert bytes.fromhex(r["canvas_hex"]) == g.generate([label], seed=seed).tobytes(), r
+        probs = softmax(evaluator.run(None, {"image": g.generate([label], seed=seed,
+                                                                  output="float")})[0])[0]
+        assert r["verdict"]["predicted"] == int(probs.argmax())
+        assert abs(r["verdict"]["prob"] - float(probs[label])) < 1e-5
+        assert r["verdict"]["accepted"] == bool(probs.argmax() == label and probs[label] >= 0.5)
+        assert r["attempts"] == 0
+
+
+def test_guarded_canvas_replays_the_python_guard(web_example: Path, chromium: str,
+                                                 tiny_bundle: Path, tmp_path: Path) -> None:
+    report = run_page(chromium, tiny_bundle, tmp_path, pairs=_pairs(), guard="1",
+                      variant="int8")
+    assert "error" not in report, report
+    g = Generator.load(tiny_bundle)
+    for r in report["results"]:
+        run = g.run([r["label"]], seed=int(r["seed"]), guard=True, variant="int8")
+        assert r["guard"] is True and r["variant"] == "int8"
+        assert bytes.fromhex(r["canvas_hex"]) == run.images.tobytes(), r["label"]
+        assert r["attempts"] == int(run.attempts[0])
+        assert r["verdict"]["accepted"] == bool(run.accepted[0])
+        assert r["verdict"]["predicted"] == int(run.predicted[0])
+
+
+def test_page_refuses_a_model_whose_sha256_does_not_match(
+        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    data = bytearray((root / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (root / "model.onnx").write_bytes(bytes(data))
+    report = run_page(chromium, root, tmp_path, pairs="7:42")
+    assert "model.onnx has sha256" in report.get("error", ""), report
