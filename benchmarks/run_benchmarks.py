@@ -8,7 +8,7 @@ Each run is the ``edgegen bench`` command printed in BENCHMARKS.md, executed as 
 number there can be reproduced by pasting its command. Results land in
 ``benchmarks/results/<machine>-<date>/`` (JSON, PNG and the terminal output); BENCHMARKS.md is
 written from the newest CPU folder and from every ``bench-cuda.json`` found under results/ (the
-GPU runs of ``benchmarks/gpu_bench.sh``). Only measured numbers appear; a target without a
+GPU runs of ``benchmarks/gpu_check.sh``). Only measured numbers appear; a target without a
 measurement says so.
 """
 
@@ -376,7 +376,7 @@ def gpu_sections() -> list[str]:
     found = sorted(RESULTS.glob("*/bench-cuda.json"))
     if not found:
         return ["Not recorded yet. On a machine with an NVIDIA GPU and onnxruntime-gpu, run "
-                "`bash benchmarks/gpu_bench.sh` and copy `bench-cuda.json` (and `.png`) into "
+                "`bash benchmarks/gpu_check.sh` and copy `bench-cuda.json` (and `.png`) into "
                 "`benchmarks/results/<machine>-<date>/`, then `run_benchmarks.py --render-only`."]
     out: list[str] = []
     for p in found:

@@ -63,7 +63,11 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (gzipped or not) into a uint8 array, checking its header and length."""
     path = Path(path)
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path) as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'IDX'} "
                         f"({exc}); the file is corrupt or truncated — download it again") from exc

@@ -6,8 +6,8 @@ bit for bit (the algorithm is also written, step by step, into every bundle's ma
 1. ``GAMMA = 0x9E3779B97F4A7C15``. SplitMix64's k-th output (k = 0, 1, ...) for a 64-bit seed is
    ``mix(seed + (k + 1) * GAMMA)`` (all arithmetic modulo 2**64), where ``mix(x)`` is
    ``x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; x ^= x >> 27; x *= 0x94D049BB133111EB; x ^= x >> 31``.
-2. Sample ``i`` uses ``P = ceil(z_dim / 2)`` pairs; pair ``j`` takes the words ``k1 = 2 * (i * P + j)``
-   and ``k2 = k1 + 1``.
+2. Sample ``i`` uses ``P = ceil(z_dim / 2)`` pairs; pair ``j`` takes the words
+   ``k1 = 2 * (i * P + j)`` and ``k2 = k1 + 1``.
 3. 53-bit uniforms in float64: ``u1 = ((w1 >> 11) + 1) * 2**-53`` in (0, 1] and
    ``u2 = (w2 >> 11) * 2**-53`` in [0, 1).
 4. Box-Muller in float64: ``r = sqrt(-2 * log(u1))``, ``t = 6.283185307179586 * u2``;
@@ -132,7 +132,8 @@ def describe() -> dict:
             "GAMMA = 0x9E3779B97F4A7C15; mix(x): x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; "
             "x ^= x >> 27; x *= 0x94D049BB133111EB; x ^= x >> 31.",
             "word(seed, k) = mix(seed + (k + 1) * GAMMA) for k = 0, 1, 2, ...",
-            "Sample i has P = ceil(z_dim / 2) pairs; pair j uses k1 = 2 * (i * P + j), k2 = k1 + 1.",
+            "Sample i has P = ceil(z_dim / 2) pairs; pair j uses k1 = 2 * (i * P + j), "
+            "k2 = k1 + 1.",
             "u1 = ((word(seed, k1) >> 11) + 1) * 2**-53 (in (0, 1]); "
             "u2 = (word(seed, k2) >> 11) * 2**-53 (in [0, 1)), both float64.",
             "r = sqrt(-2 * log(u1)); t = 6.283185307179586 * u2 (float64).",

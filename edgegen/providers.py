@@ -16,6 +16,7 @@ Imports numpy and onnxruntime only (the torch-free runtime uses it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -79,10 +80,8 @@ def _preload_cuda_libraries() -> None:
     """onnxruntime-gpu >= 1.21 can load the CUDA/cuDNN libraries that pip (or torch) brought."""
     preload = getattr(ort(), "preload_dlls", None)
     if preload is not None:
-        try:
+        with contextlib.suppress(Exception):  # best effort: session creation reports failures
             preload()
-        except Exception:  # noqa: BLE001 - best effort; session creation reports what fails
-            pass
 
 
 def _input_shapes(session_or_model: Any, batch: int) -> str:

@@ -108,8 +108,12 @@ class Generator:
              batch_size: int = 64) -> Generator:
         """Verify ``path`` (schema, no escaping paths, every sha256) and open it on ``provider``
         (``cpu``, ``cuda``, ``tensorrt`` or a ``ProviderSpec``; an unavailable one raises
-        ``ProviderError`` rather than falling back)."""
-        spec = provider if isinstance(provider, ProviderSpec) else ProviderSpec(name=provider)
+        ``ProviderError`` rather than falling back). A provider given by name is opened for
+        bitwise repeatable results (``deterministic=True``: on CUDA, cuDNN's autotuned
+        convolution algorithms differ from run to run by ~5e-7); pass a ``ProviderSpec`` to
+        trade that for speed."""
+        spec = (provider if isinstance(provider, ProviderSpec)
+                else ProviderSpec(name=provider, deterministic=True))
         if not isinstance(spec.name, str):
             raise ProviderError(f"provider must be a name such as 'cpu', got {provider!r}")
         spec.ep  # noqa: B018 - raises ProviderError for an unknown name before any file is read

@@ -299,8 +299,8 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
             state["epoch"] += 1
             state["batch"] = 0
             rng_states = {}
-            samples.append(_sample_grid(ema if ema is not None else nets["generator"], mcfg, out, state["epoch"],
-                                        device))
+            shown = ema if ema is not None else nets["generator"]
+            samples.append(_sample_grid(shown, mcfg, out, state["epoch"], device))
             ckpt = snapshot(finished=bool(stopped_by) or state["epoch"] == cfg.epochs)
             emit({"kind": "epoch", "epoch": state["epoch"], "losses": losses})
 
@@ -316,8 +316,9 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         from edgegen.evaluator import generator_fidelity, load_evaluator
 
         clf = load_evaluator(evaluator, device=device)
-        result.fidelity = generator_fidelity(ema if ema is not None else nets["generator"], clf, mcfg.z_dim,
-                                             cfg.fidelity_samples, FIDELITY_SEED, device)
+        measured = ema if ema is not None else nets["generator"]
+        result.fidelity = generator_fidelity(measured, clf, mcfg.z_dim, cfg.fidelity_samples,
+                                             FIDELITY_SEED, device)
         result.fidelity["evaluator"] = str(evaluator)
         _append_metrics(out, {"step": state["step"], "event": "fidelity", **result.fidelity})
         emit({"kind": "note", "text": f"label fidelity {result.fidelity['fidelity']:.2%} on "

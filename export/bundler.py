@@ -364,8 +364,9 @@ def _model_card(m: dict[str, Any]) -> str:
     ev = m["evaluator"]
     return f"""# edgegen bundle — {g['architecture']} MNIST generator
 
-A class-conditional generator of handwritten digits, exported by edgegen {m['provenance']['edgegen']}
-at ONNX opset {g['opset']}. Ask it for a digit (0–9) and give it a latent vector; it draws that digit.
+A class-conditional generator of handwritten digits, exported by edgegen \
+{m['provenance']['edgegen']} at ONNX opset {g['opset']}. Ask it for a digit (0–9) and give it a
+latent vector; it draws that digit.
 
 ## Contract
 - inputs: `z` float32 [batch, {g['z_dim']}], `label` int64 [batch] (0–{g['n_classes'] - 1})
@@ -379,7 +380,7 @@ at ONNX opset {g['opset']}. Ask it for a digit (0–9) and give it a latent vect
 |---|---|---|---|---|
 {rows}
 
-Evaluator: {'`evaluator.onnx` (held-out accuracy ' + _pct(ev['heldout_accuracy']) + ')' if ev else 'not included'}.
+Evaluator: {_evaluator_line(ev)}.
 Golden data: `golden/test_data_set_N/` (ONNX model-zoo layout) and Polygraphy JSON in `golden/`.
 
 ## Run it
@@ -396,6 +397,12 @@ images = g.generate(labels=[3, 1, 4], seed=42)   # uint8 [3, 28, 28]
 ```
 Every file's sha256 is in `manifest.json`; readers refuse a bundle whose files do not match.
 """
+
+
+def _evaluator_line(ev: dict[str, Any] | None) -> str:
+    if not ev:
+        return "not included"
+    return f"`evaluator.onnx` (held-out accuracy {_pct(ev['heldout_accuracy'])})"
 
 
 def _pct(x: float | None) -> str:
