@@ -26,7 +26,7 @@ from edgegen.checkpoint import (
 )
 from edgegen.errors import CheckpointError, ConfigError
 from edgegen.fileio import atomic_write_text
-from edgegen.models.classifier import ClassifierConfig, DigitClassifier
+from edgegen.models.registry import ClassifierConfig
 from edgegen.report import Report
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -111,6 +111,8 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
     y = torch.from_numpy(data.train_labels).to(device)
     n_batches = math.ceil(len(y) / cfg.batch_size)
 
+    from edgegen.models.classifier import DigitClassifier
+
     ccfg = ClassifierConfig(width=cfg.width)
     torch.manual_seed(cfg.seed)
     model = DigitClassifier(ccfg).to(device)
@@ -171,8 +173,22 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
 
 # --------------------------------------------------------------------------- use
 
-def load_evaluator(run: str | Path, device: Any = "cpu") -> DigitClassifier:
-    """The evaluator of ``run`` in eval mode."""
+def find_evaluator(explicit: str | Path | None, run_dir: str | Path) -> Path | None:
+    """The evaluator run to use: ``explicit`` (which must hold a checkpoint), else the
+    ``evaluator`` folder beside ``run_dir`` when there is one, else None."""
+    if explicit is not None:
+        if not (Path(explicit) / CHECKPOINT_NAME).is_file():
+            raise CheckpointError(f"--evaluator {explicit} holds no {CHECKPOINT_NAME}; "
+                                  "train one with `edgegen train-evaluator`")
+        return Path(explicit)
+    default = Path(run_dir).parent / "evaluator"
+    return default if (default / CHECKPOINT_NAME).is_file() else None
+
+
+def load_evaluator(run: str | Path, device: Any = "cpu") -> Any:
+    """The evaluator of ``run`` (a ``DigitClassifier``) in eval mode."""
+    from edgegen.models.classifier import DigitClassifier
+
     info, tensors = load_checkpoint(run)
     if info.get("kind") != "evaluator":
         raise CheckpointError(f"{run} holds a {info.get('kind')!r} run, not an evaluator; "
@@ -222,5 +238,6 @@ def generator_fidelity(generator: Any, evaluator: Any, z_dim: int, n: int, seed:
             "seed": seed, "per_label": [float(hit[labels == d].mean()) for d in range(10)]}
 
 
-__all__ = ["EvaluatorConfig", "EvaluatorResult", "classify", "generator_fidelity",
+__all__ = ["EvaluatorConfig", "EvaluatorResult", "classify", "find_evaluator",
+           "generator_fidelity",
            "load_evaluator", "predict", "train_evaluator"]

@@ -157,16 +157,6 @@ def _seed_for(seed: int, epoch: int, stream: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def find_evaluator(cfg: TrainConfig) -> Path | None:
-    if cfg.evaluator is not None:
-        if not (Path(cfg.evaluator) / CHECKPOINT_NAME).is_file():
-            raise CheckpointError(f"--evaluator {cfg.evaluator} holds no {CHECKPOINT_NAME}; "
-                                  "train one with `edgegen train-evaluator`")
-        return Path(cfg.evaluator)
-    default = Path(cfg.out).parent / "evaluator"
-    return default if (default / CHECKPOINT_NAME).is_file() else None
-
-
 # --------------------------------------------------------------------------- the stage
 
 def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResult:
@@ -311,7 +301,9 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         images_per_s=round((state["images"] - images0) / elapsed, 1) if elapsed > 0 else 0.0,
         last_losses=losses, data=data.describe(), checkpoint=ckpt, samples=samples)
 
-    evaluator = find_evaluator(cfg)
+    from edgegen.evaluator import find_evaluator
+
+    evaluator = find_evaluator(cfg.evaluator, out)
     if evaluator is not None:
         from edgegen.evaluator import generator_fidelity, load_evaluator
 

@@ -21,6 +21,7 @@ from edgegen import __version__
 from edgegen.bundle import MANIFEST, SCHEMA, list_files
 from edgegen.checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, load_module
 from edgegen.errors import CheckpointError, ConfigError, ExportError
+from edgegen.evaluator import find_evaluator
 from edgegen.export.variants import PRECISIONS, VARIANT_FILES
 from edgegen.fileio import atomic_dir, atomic_write_json, sha256_file
 from edgegen.report import Report
@@ -77,17 +78,6 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
     return precisions
 
 
-def _find_evaluator(cfg: ExportConfig) -> Path | None:
-    if cfg.evaluator is not None:
-        if not (Path(cfg.evaluator) / CHECKPOINT_NAME).is_file():
-            raise CheckpointError(f"--evaluator {cfg.evaluator} holds no {CHECKPOINT_NAME}; "
-                                  "train one with `edgegen train-evaluator`")
-        return Path(cfg.evaluator)
-    run = checkpoint_path(cfg.checkpoint).parent
-    default = run.parent / "evaluator"
-    return default if (default / CHECKPOINT_NAME).is_file() else None
-
-
 def load_generator(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
     """The generator of a run (eval mode) and the run's description."""
     from edgegen.models.registry import ARCHITECTURES, ModelConfig, build_models
@@ -141,7 +131,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     ckpt_sha = sha256_file(ckpt)
     z_dim, n_classes = int(info["model"]["z_dim"]), int(info["model"]["n_classes"])
     labels = [str(d) for d in range(n_classes)]
-    evaluator_run = _find_evaluator(cfg)
+    evaluator_run = find_evaluator(cfg.evaluator, ckpt.parent)
     notes: list[str] = []
 
     with atomic_dir(cfg.out, force=cfg.force) as root:

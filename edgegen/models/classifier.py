@@ -6,21 +6,12 @@ It is the judge of hallucination (does the image show the digit that was asked f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from edgegen.models.registry import ClassifierConfig
 
-@dataclass(frozen=True)
-class ClassifierConfig:
-    width: int = 32
-    feature_dim: int = 128
-    n_classes: int = 10
-    dropout: float = 0.3
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["ClassifierConfig", "DigitClassifier", "ExportableClassifier"]
 
 
 def _block(cin: int, cout: int) -> list[nn.Module]:

@@ -11,6 +11,20 @@ ARCHITECTURES = ("cdcgan", "cmlp", "cvae")
 
 
 @dataclass(frozen=True)
+class ClassifierConfig:
+    """Shape of the evaluator CNN (``edgegen.models.classifier``); here so configs stay
+    importable without torch."""
+
+    width: int = 32
+    feature_dim: int = 128
+    n_classes: int = 10
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Shape of the networks; one dataclass for all three, unused fields are ignored."""
 

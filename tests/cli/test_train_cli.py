@@ -20,6 +20,14 @@ def test_version_and_python_m() -> None:
     assert out.stdout.strip() == f"edgegen {__version__}"
 
 
+def test_the_cli_starts_without_torch_or_onnxruntime() -> None:
+    code = ("import sys, edgegen.cli.app; "
+            "print(sorted(m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_train_and_resume(tmp_path: Path, idx_dir: Path) -> None:
     out = tmp_path / "run"
     res = runner.invoke(app, ["train", "--out", str(out), "--max-steps", "2",
