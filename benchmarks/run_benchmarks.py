@@ -1,6 +1,6 @@
 """Record real ``edgegen bench`` runs and regenerate ``benchmarks/BENCHMARKS.md``. One command:
 
-    .venv/bin/python benchmarks/run_benchmarks.py                  # bundles/t5, about 6 minutes
+    .venv/bin/python benchmarks/run_benchmarks.py                  # bundles/cdcgan, about 4 minutes
     .venv/bin/python benchmarks/run_benchmarks.py --bundle bundles/cdcgan --duration 5
     .venv/bin/python benchmarks/run_benchmarks.py --render-only    # markdown from recorded runs
 
@@ -396,7 +396,7 @@ def latest_cpu_folder() -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", default="bundles/t5")
+    ap.add_argument("--bundle", default="bundles/cdcgan")
     ap.add_argument("--batches", default="1,8,64,256")
     ap.add_argument("--duration", type=float, default=3.0,
                     help="timed seconds per contender and batch size (offline)")

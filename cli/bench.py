@@ -8,23 +8,15 @@ import typer
 from rich.table import Table
 
 from edgegen.benchmarks.bench import BenchConfig, BenchReport
-from edgegen.cli.common import console, err_console, errors_to_exit
+from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
 from edgegen.errors import ConfigError
 
 B = BenchConfig()
 
 
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"{what} takes comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    if text.strip().lower() in ("", "none"):
-        return ()
-    return tuple(dict.fromkeys(x.strip().lower() for x in text.split(",") if x.strip()))
+def _names(text: str, option: str) -> tuple[str, ...]:
+    """Comma-separated names; ``none`` (like an empty value) means no names at all."""
+    return () if text.strip().lower() == "none" else csv_option(text, option)
 
 
 def _spinning(text: str) -> bool | None:
@@ -95,9 +87,11 @@ def bench_command(
         timed = {"duration_s": duration} if scenario == "offline" and duration is not None \
             else {"server_duration_s": duration} if duration is not None else {}
         cfg = BenchConfig(
-            bundle=bundle, provider=provider.lower(), precisions=_names(precision),
-            batches=_ints(batch, "--batch"), io_binding=io_binding, cuda_graph=cuda_graph,
-            peers=_names(peers), threads=threads, spinning=_spinning(spinning), tune=tune,
+            bundle=bundle, provider=provider.lower(),
+            precisions=_names(precision, "--precision"),
+            batches=csv_option(batch, "--batch", int), io_binding=io_binding,
+            cuda_graph=cuda_graph, peers=_names(peers, "--peers"), threads=threads,
+            spinning=_spinning(spinning), tune=tune,
             warmup_iters=warmup_iters, warmup_s=warmup_s, iters=iters, rounds=rounds,
             scenario=scenario, qps=qps, workers=workers, max_batch=max_batch,
             p99_bound_ms=p99_bound_ms, eval_report=eval_report,

@@ -17,10 +17,25 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from edgegen.errors import EdgegenError
+from edgegen.errors import ConfigError, EdgegenError
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def csv_option(text: str | None, option: str, kind: Callable[[str], Any] = str
+               ) -> tuple[Any, ...]:
+    """``"a, b,c"`` -> ``("a", "b", "c")`` (names lower-cased, duplicates dropped); with ``kind``
+    ``int`` or ``float`` the parts are converted, and a bad part is a ``ConfigError`` naming
+    ``option``. ``None`` or an empty string gives ``()``."""
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    if kind is str:
+        return tuple(dict.fromkeys(p.lower() for p in parts))
+    try:
+        return tuple(kind(p) for p in parts)
+    except ValueError:
+        what = "integers such as 1,64" if kind is int else "numbers such as 0.5,0.7,1.0"
+        raise ConfigError(f"{option} takes comma-separated {what}; got {text!r}") from None
 
 
 @contextmanager

@@ -8,8 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgegen.cli.common import console, err_console, errors_to_exit
-from edgegen.errors import CheckFailed, ConfigError
+from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
+from edgegen.errors import CheckFailed
 from edgegen.eval_report import (
     GUARD_COLUMNS,
     SWEEP_COLUMNS,
@@ -22,14 +22,6 @@ from edgegen.evaluate import EvalConfig, QualityReport, evaluate
 from edgegen.fileio import atomic_write_text
 
 X = EvalConfig()
-
-
-def _floats(text: str, option: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise ConfigError(f"{option} takes comma-separated numbers such as 0.5,0.7,1.0; got "
-                          f"{text!r}") from None
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> Table:
@@ -102,8 +94,8 @@ def eval_command(
     with errors_to_exit():
         cfg = EvalConfig(
             bundle=bundle, samples=samples, provider=provider,
-            precisions=tuple(precision.split(",")) if precision else None, torch=not no_torch,
-            seed=seed, psi=psi, truncation=_floats(truncation, "--truncation"),
+            precisions=csv_option(precision, "--precision") or None, torch=not no_torch,
+            seed=seed, psi=psi, truncation=csv_option(truncation, "--truncation", float),
             sweep_samples=sweep_samples, min_fidelity=min_fidelity, max_fid=max_fid,
             min_diversity=min_diversity, guard=not no_guard, out=out, data_dir=data_dir)
         report = evaluate(cfg, lambda text: console.print(escape(text), highlight=False))

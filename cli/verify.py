@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgegen.cli.common import console, errors_to_exit
+from edgegen.cli.common import console, csv_option, errors_to_exit
 from edgegen.errors import CheckFailed
 from edgegen.export.parity import CheckResult, ParityReport, VerifyConfig, verify
 from edgegen.fileio import atomic_write_text
@@ -25,20 +25,6 @@ def _tolerance_help() -> str:
             f"(numpy.isclose); ref is the golden output or PyTorch float32 on CPU. Defaults "
             f"(atol/rtol): {tols}. CUDA and TensorRT sessions run with TF32 off where ONNX "
             f"Runtime allows it. Label agreement needed: {agree}.")
-
-
-def _csv(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    return tuple(p.strip().lower() for p in text.split(",") if p.strip())
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers such as 1,256, got "
-                                 f"{text!r}") from None
 
 
 def verify_command(
@@ -73,10 +59,12 @@ def verify_command(
     the evaluator sees, and is bitwise deterministic. Exit 0: all pass; 1: a parity check
     failed; 2: bad usage or a tampered, incomplete bundle.
     """
-    cfg = VerifyConfig(bundle=bundle, providers=_csv(provider) or (), atol=atol, rtol=rtol,
-                       precisions=_csv(precision), batches=_ints(batch), repeats=repeats,
-                       seed=seed, trt_cache=trt_cache, deterministic=deterministic)
     with errors_to_exit():
+        cfg = VerifyConfig(bundle=bundle, providers=csv_option(provider, "--provider"),
+                           atol=atol, rtol=rtol,
+                           precisions=csv_option(precision, "--precision") or None,
+                           batches=csv_option(batch, "--batch", int), repeats=repeats,
+                           seed=seed, trt_cache=trt_cache, deterministic=deterministic)
         report = verify(cfg, lambda text: console.print(text, highlight=False, markup=False))
         if json_path is not None:
             atomic_write_text(json_path, report.to_json() + "\n")

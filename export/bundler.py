@@ -110,6 +110,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         export_onnx,
         fold_batchnorm,
         graph_ops,
+        model_opset,
         set_metadata,
     )
     from edgegen.export.variants import (
@@ -196,7 +197,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                 set_metadata(path, {**meta, "precision": prec},
                              f"edgegen {info['arch']} generator, {prec} variant")
                 check_model(path)
-            got = _default_opset(path)
+            got = model_opset(path)
             if got != cfg.opset:
                 raise ExportError(f"{path.name} came out at opset {got}, not {cfg.opset}")
             out = run_generator(make_session(path), dev_z, dev_y)
@@ -213,7 +214,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         opt = make_optimized(model_path, root / "model.opt.onnx")
         if opt["written"]:
             variants["fp32-opt"] = {"file": "model.opt.onnx", "precision": "fp32",
-                                    "opset": _default_opset(root / "model.opt.onnx"),
+                                    "opset": model_opset(root / "model.opt.onnx"),
                                     "bytes": (root / "model.opt.onnx").stat().st_size,
                                     "optimization": opt}
         notes.append(opt["note"])
@@ -283,13 +284,6 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                         variants=variants, files=files, golden_sets=len(sets),
                         evaluator=evaluator_entry is not None,
                         manifest=Path(cfg.out) / MANIFEST, notes=notes)
-
-
-def _default_opset(path: Path) -> int | None:
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
 def _rel_or_abs(ckpt: Path, out: Path) -> str:

@@ -135,6 +135,13 @@ def _default_opset(model: Any) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
+def model_opset(path: Path) -> int | None:
+    """The default-domain opset a saved model imports."""
+    import onnx
+
+    return _default_opset(onnx.load(str(path), load_external_data=False))
+
+
 def _finish(path: Path, input_names: list[str], output_shapes: dict[str, list[int | str]]
             ) -> None:
     """Name every batch axis ``batch``, pin the other output dims, run shape inference."""
