@@ -28,7 +28,9 @@ setup: $(BIN)/edgegen examples/node/node_modules examples/web/node_modules
 demo: setup
 	$(BIN)/edgegen demo --out runs/demo --force
 
+# The layer contracts first (a violation fails fast and says which import), then the suite.
 test: setup
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -32,7 +32,7 @@ class TimingPlan:
     settle_s: float = 0.02  # pause between blocks
 
     def validate(self) -> None:
-        from edgegen.errors import ConfigError
+        from edgegen.runtime.errors import ConfigError
 
         if self.warmup_iters < 0 or self.warmup_s < 0:
             raise ConfigError("warm-up iterations and seconds must be >= 0, got "

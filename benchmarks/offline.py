@@ -7,11 +7,10 @@ never shared between batch sizes and memory does not pile up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from edgegen.benchmarks.bench import (
+from edgegen.benchmarks.harness import measure_interleaved
+from edgegen.benchmarks.results import (
     BenchConfig,
     BenchReport,
     BenchResult,
@@ -19,76 +18,8 @@ from edgegen.benchmarks.bench import (
     record_failure,
     release,
 )
-from edgegen.benchmarks.harness import measure_interleaved
-from edgegen.benchmarks.runners import (
-    Contender,
-    Inputs,
-    PeerUnavailable,
-    openvino_peer,
-    ort_default,
-    ort_edgegen,
-    torch_peer,
-)
+from edgegen.benchmarks.runners import Contender, Inputs, PeerUnavailable, builders
 from edgegen.benchmarks.stats import summarize
-from edgegen.providers import ProviderSpec
-
-Builder = tuple[str, str, Callable[[], Contender]]  # key, kind, factory
-
-
-def provider_spec(cfg: BenchConfig, threads: int, variant: str) -> ProviderSpec:
-    """edgegen's session settings for ``variant`` on ``cfg.provider``."""
-    b = sorted(cfg.batches)
-    cache = cfg.trt_cache_dir or Path(cfg.bundle) / "trt_cache"
-    return ProviderSpec(
-        name=cfg.provider, device_id=cfg.device_id, cuda_graph=cfg.cuda_graph,
-        # TensorRT's fp16 is a builder flag on the fp32 graph; its int8 reads the QDQ graph.
-        trt_fp16=cfg.provider == "tensorrt" and variant == "fp16",
-        trt_int8=cfg.provider == "tensorrt" and variant == "int8",
-        trt_cache_dir=cache if cfg.provider == "tensorrt" else None,
-        trt_batch_range=(b[0], b[-1], b[-1]),  # one profile covering the sweep, tuned for
-        intra_op_threads=threads, spinning=cfg.spinning)  # the largest batch (offline)
-
-
-def variant_file(bundle: Any, provider: str, variant: str) -> Path:
-    """TensorRT builds fp16 from the fp32 graph (its own precision flag); the rest use their
-    own file."""
-    if provider == "tensorrt" and variant == "fp16":
-        return bundle.variant_path("fp32")
-    return bundle.variant_path(variant)
-
-
-def builders(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[str],
-             threads: int, inputs: Inputs) -> list[Builder]:
-    out: list[Builder] = []
-    for v in variants:
-        spec = provider_spec(cfg, threads, v)
-        out.append((f"edgegen/{v}/{cfg.provider}", "edgegen",
-                    lambda v=v, spec=spec: ort_edgegen(variant_file(bundle, cfg.provider, v),
-                                                       spec, inputs, variant=v,
-                                                       io_binding=cfg.io_binding)))
-    if cfg.tune and cfg.provider == "cpu":
-        for t in sorted({1, threads}):
-            for spin in (True, False):
-                key = f"tuned/fp32/cpu/{t}t-spin-{'on' if spin else 'off'}"
-                spec = ProviderSpec(intra_op_threads=t, spinning=spin)
-                out.append((key, "tuned",
-                            lambda spec=spec, key=key: ort_edgegen(
-                                bundle.variant_path("fp32"), spec, inputs, variant="fp32",
-                                io_binding=False, kind="tuned", key=key)))
-    fp32 = bundle.variant_path("fp32")
-    device = "cpu" if cfg.provider == "cpu" else "cuda"
-    for p in peers:
-        if p in ("torch", "torch-compile"):
-            out.append((f"{p}/fp32/{device}", p,
-                        lambda p=p: torch_peer(bundle.checkpoint, inputs, device=device,
-                                               threads=threads, compile_=p == "torch-compile")))
-        elif p == "ort-default":
-            out.append((f"ort-default/fp32/{cfg.provider}", p,
-                        lambda: ort_default(fp32, cfg.provider, inputs)))
-        elif p == "openvino":
-            out.append(("openvino/fp32/cpu", p,
-                        lambda: openvino_peer(fp32, inputs, threads=threads)))
-    return out
 
 
 def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[str],

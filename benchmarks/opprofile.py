@@ -8,31 +8,20 @@ or ran float kernels between Quantize/DequantizeLinear pairs (QDQ ops it has no 
 
 from __future__ import annotations
 
-import json
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgegen.providers import ProviderSpec, make_session
+from edgegen.runtime.providers import ProviderSpec, kernel_times, profile_events
 
 
 def op_profile(model: Path, spec: ProviderSpec, feeds: dict[str, np.ndarray],
                runs: int = 20) -> dict[str, Any]:
     """Median kernel time per node over ``runs`` profiled runs, summed per op type."""
-    with tempfile.TemporaryDirectory() as tmp:
-        session = make_session(model, replace(spec, profile_dir=Path(tmp)))
-        for _ in range(runs):
-            session.run(None, feeds)
-        events = json.loads(Path(session.end_profiling()).read_text())
     per_node: dict[tuple[str, str], list[float]] = {}
-    for ev in events:
-        name = ev.get("name", "")
-        if ev.get("cat") == "Node" and name.endswith("_kernel_time"):
-            op = ev.get("args", {}).get("op_name", "?")
-            per_node.setdefault((op, name[: -len("_kernel_time")]), []).append(ev["dur"])
+    for node, op, _provider, us in kernel_times(profile_events(model, spec, feeds, runs)):
+        per_node.setdefault((op, node), []).append(us)
     ops: dict[str, dict[str, float]] = {}
     for (op, _node), durs in per_node.items():
         o = ops.setdefault(op, {"us": 0.0, "nodes": 0})

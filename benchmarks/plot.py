@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from edgegen.benchmarks.bench import BenchReport
+from edgegen.benchmarks.results import BenchReport
+from edgegen.runtime.fileio import atomic_file
 
 
 def plot_report(report: BenchReport, path: str | Path) -> Path:
@@ -16,8 +15,6 @@ def plot_report(report: BenchReport, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from edgegen.fileio import atomic_file
 
     lines: dict[str, list] = {}
     for r in report.table_rows():  # the best tuned config may differ per batch: one line

@@ -5,33 +5,44 @@ runs one inference to completion (on a GPU: synchronized), with the session crea
 load, graph optimization, engine build setup) and the first call (lazy initialization, CUDA
 graph capture, TensorRT engine build, torch.compile) timed separately from the timed region.
 
-* ``ort_edgegen``: ``edgegen.providers.make_session`` — the requested provider and no silent
+* ``ort_edgegen``: ``edgegen.runtime.providers.make_session`` — the requested provider and no silent
   fallback; on CUDA/TensorRT optionally I/O binding (inputs and output preallocated on the
   device as ``OrtValue``s) and CUDA graph capture, which ONNX Runtime allows only with fixed
   shapes and bound device buffers: hence one session per batch size.
-* ``ort_default``: ``InferenceSession(path, providers=[EP])`` with default session options.
+* ``ort_default``: ``InferenceSession(path, providers=[EP])`` with default session options
+  (``make_session`` with ``ProviderSpec(plain=True)``: still never a silent fallback).
 * ``torch_peer``: the generator from the checkpoint, eager (or ``torch.compile``d), with
   ``torch.set_num_threads`` equal to ONNX Runtime's intra-op threads; on CUDA when the provider
   is, synchronized after each call.
 * ``openvino_peer``: OpenVINO on CPU with the same thread count, static shapes, f32 precision.
+
+The offline scenario times ``Contender.call`` (the whole batch); the server scenario calls
+``Contender.infer(k)`` (the first ``k`` rows, ``k`` up to the batch the contender was built for).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgegen.errors import EdgegenError, ProviderError
-from edgegen.providers import EP_NAMES, ProviderSpec, make_session, ort
+from edgegen.benchmarks.results import BenchConfig
+from edgegen.runtime.bundle import Bundle
+from edgegen.runtime.errors import EdgegenError
+from edgegen.runtime.latent import latent
+from edgegen.runtime.providers import ProviderSpec, make_session, ort, spec_for
+from edgegen.training.checkpoint import bundle_checkpoint, load_generator
 
 
 class PeerUnavailable(EdgegenError):
     """A peer that cannot run here (not installed, no checkpoint): reported, not fatal."""
+
+
+Infer = Callable[[int], object]  # runs the first k rows of the contender's inputs
 
 
 @dataclass
@@ -41,12 +52,21 @@ class Contender:
     variant: str
     provider: str
     batch: int
-    call: Callable[[], object]
+    infer: Infer | None  # None: fixed shapes only (I/O binding, OpenVINO's static reshape)
     session_create_s: float
     first_run_s: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    call: Callable[[], object] | None = None  # the timed call; None: ``infer(batch)``
+
+    def __post_init__(self) -> None:
+        if self.call is None:
+            if self.infer is None:
+                raise ValueError(f"{self.key}: a contender needs infer or call")
+            infer, batch = self.infer, self.batch
+            self.call = lambda: infer(batch)
 
     def first_run(self) -> None:
+        assert self.call is not None
         t0 = time.perf_counter_ns()
         self.call()
         self.first_run_s = (time.perf_counter_ns() - t0) / 1e9
@@ -65,15 +85,28 @@ class Inputs:
 
     @classmethod
     def make(cls, seed: int, batch: int, z_dim: int, n_classes: int) -> Inputs:
-        from edgegen.latent import latent
-
         return cls(latent(seed, batch, z_dim),
                    (np.arange(batch) % n_classes).astype(np.int64))
 
 
-def _feeds(session: Any, inputs: Inputs) -> dict[str, np.ndarray]:
-    names = [i.name for i in session.get_inputs()]
-    return dict(zip(names, (inputs.z, inputs.label)))
+def session_spec(cfg: BenchConfig, bundle: Bundle, threads: int, variant: str) -> ProviderSpec:
+    """edgegen's session settings for ``variant`` on ``cfg.provider``: one TensorRT profile over
+    the batch sweep, tuned for its largest batch (offline), engine caches beside the bundle."""
+    b = sorted(cfg.batches)
+    return spec_for(cfg.provider, bundle.variants[variant].get("precision", variant),
+                    batch_range=(b[0], b[-1], b[-1]),
+                    trt_cache_dir=cfg.trt_cache_dir or Path(cfg.bundle) / "trt_cache",
+                    device_id=cfg.device_id, cuda_graph=cfg.cuda_graph,
+                    intra_op_threads=threads, spinning=cfg.spinning)
+
+
+def _session_infer(session: Any, inputs: Inputs) -> Infer:
+    z_name, label_name = (i.name for i in session.get_inputs())
+
+    def infer(k: int) -> object:
+        return session.run(None, {z_name: inputs.z[:k], label_name: inputs.label[:k]})
+
+    return infer
 
 
 def ort_settings(spec: ProviderSpec, io_binding: bool) -> dict[str, Any]:
@@ -97,16 +130,10 @@ def ort_edgegen(path: Path, spec: ProviderSpec, inputs: Inputs, *, variant: str,
     t0 = time.perf_counter_ns()
     session = make_session(path, spec)
     create_s = (time.perf_counter_ns() - t0) / 1e9
-    if io_binding:
-        call = _bound_call(session, spec, inputs)
-    else:
-        feeds = _feeds(session, inputs)
-
-        def call() -> object:
-            return session.run(None, feeds)
-
+    bound = _bound_call(session, spec, inputs) if io_binding else None
     return Contender(key=key or f"{kind}/{variant}/{spec.name}", kind=kind, variant=variant,
-                     provider=spec.name, batch=inputs.batch, call=call,
+                     provider=spec.name, batch=inputs.batch,
+                     infer=None if bound else _session_infer(session, inputs), call=bound,
                      session_create_s=create_s, settings=ort_settings(spec, io_binding))
 
 
@@ -139,31 +166,23 @@ def _bound_call(session: Any, spec: ProviderSpec, inputs: Inputs) -> Callable[[]
 def ort_default(path: Path, provider: str, inputs: Inputs, *, variant: str = "fp32"
                 ) -> Contender:
     """ONNX Runtime as a user runs it first: default session options, the provider's defaults."""
-    rt = ort()
-    ep = EP_NAMES[provider]
-    providers = [ep] if provider == "cpu" else [ep, "CPUExecutionProvider"]
     t0 = time.perf_counter_ns()
-    session = rt.InferenceSession(str(path), providers=providers)
+    session = make_session(path, ProviderSpec(name=provider, plain=True))
     create_s = (time.perf_counter_ns() - t0) / 1e9
-    if session.get_providers()[0] != ep:
-        raise ProviderError(f"ort-default asked for {ep} but got {session.get_providers()}; "
-                            "refusing a silent CPU run")
-    feeds = _feeds(session, inputs)
     return Contender(key=f"ort-default/{variant}/{provider}", kind="ort-default",
                      variant=variant, provider=provider, batch=inputs.batch,
-                     call=lambda: session.run(None, feeds), session_create_s=create_s,
-                     settings={"session_options": "defaults", "providers": providers})
+                     infer=_session_infer(session, inputs), session_create_s=create_s,
+                     settings={"session_options": "defaults",
+                               "providers": session.get_providers()})
 
 
-def torch_peer(checkpoint: Path | None, inputs: Inputs, *, device: str, threads: int,
+def torch_peer(bundle: Bundle, inputs: Inputs, *, device: str, threads: int,
                compile_: bool = False) -> Contender:
     """PyTorch from the training checkpoint (BatchNorm not folded: what a user would run)."""
+    checkpoint, why = bundle_checkpoint(bundle)
     if checkpoint is None:
-        raise PeerUnavailable("the bundle's checkpoint is not where the manifest says; the "
-                              "PyTorch peer needs it (keep the run folder next to the bundle)")
+        raise PeerUnavailable(f"the PyTorch peer needs the bundle's checkpoint: {why}")
     import torch
-
-    from edgegen.export.bundler import load_generator
 
     if device == "cuda" and not torch.cuda.is_available():
         raise PeerUnavailable("PyTorch here has no CUDA device for the CUDA peer")
@@ -181,16 +200,16 @@ def torch_peer(checkpoint: Path | None, inputs: Inputs, *, device: str, threads:
     create_s = (time.perf_counter_ns() - t0) / 1e9
     sync = torch.cuda.synchronize if device == "cuda" else None
 
-    def call() -> object:
-        with torch.inference_mode():
-            out = fn(z, y)
+    def infer(k: int) -> object:
+        with torch.inference_mode():  # thread-local: entered in the calling thread
+            out = fn(z[:k], y[:k])
         if sync is not None:
             sync()
         return out
 
     kind = "torch-compile" if compile_ else "torch"
     return Contender(key=f"{kind}/fp32/{device}", kind=kind, variant="fp32",
-                     provider=f"torch-{device}", batch=inputs.batch, call=call,
+                     provider=f"torch-{device}", batch=inputs.batch, infer=infer,
                      session_create_s=create_s,
                      settings={"torch_threads": torch.get_num_threads(), "device": device,
                                "mode": "torch.compile" if compile_ else "eager",
@@ -227,8 +246,49 @@ def openvino_peer(path: Path, inputs: Inputs, *, threads: int, variant: str = "f
     feeds = {names[0]: inputs.z, names[1]: inputs.label}
     create_s = (time.perf_counter_ns() - t0) / 1e9
     return Contender(key=f"openvino/{variant}/cpu", kind="openvino", variant=variant,
-                     provider="openvino-cpu", batch=inputs.batch,
+                     provider="openvino-cpu", batch=inputs.batch, infer=None,
                      call=lambda: request.infer(feeds), session_create_s=create_s,
                      settings={"threads": threads, "precision": "f32",
                                "performance_hint": "LATENCY", "shapes": "static",
                                "version": ov.get_version()})
+
+
+Builder = tuple[str, str, Callable[[], Contender]]  # key, kind, factory
+
+
+def builders(cfg: BenchConfig, bundle: Bundle, variants: list[str], peers: list[str],
+             threads: int, inputs: Inputs, *, server: bool = False) -> list[Builder]:
+    """(key, kind, factory) of every contender, in the order they are timed. ``server``: for
+    the server scenario (variable batch: no I/O binding or CUDA graphs, no tuned configs)."""
+    out: list[Builder] = []
+    for v in variants:
+        spec = session_spec(cfg, bundle, threads, v)
+        if server:
+            spec = replace(spec, cuda_graph=False)
+        out.append((f"edgegen/{v}/{cfg.provider}", "edgegen",
+                    lambda v=v, spec=spec: ort_edgegen(bundle.model_path(v, cfg.provider),
+                                                       spec, inputs, variant=v,
+                                                       io_binding=cfg.io_binding and not server)))
+    if cfg.tune and cfg.provider == "cpu" and not server:
+        for t in sorted({1, threads}):
+            for spin in (True, False):
+                key = f"tuned/fp32/cpu/{t}t-spin-{'on' if spin else 'off'}"
+                spec = ProviderSpec(intra_op_threads=t, spinning=spin)
+                out.append((key, "tuned",
+                            lambda spec=spec, key=key: ort_edgegen(
+                                bundle.variant_path("fp32"), spec, inputs, variant="fp32",
+                                io_binding=False, kind="tuned", key=key)))
+    fp32 = bundle.variant_path("fp32")
+    device = "cpu" if cfg.provider == "cpu" else "cuda"
+    for p in peers:
+        if p in ("torch", "torch-compile"):
+            out.append((f"{p}/fp32/{device}", p,
+                        lambda p=p: torch_peer(bundle, inputs, device=device,
+                                               threads=threads, compile_=p == "torch-compile")))
+        elif p == "ort-default":
+            out.append((f"ort-default/fp32/{cfg.provider}", p,
+                        lambda: ort_default(fp32, cfg.provider, inputs)))
+        elif p == "openvino":
+            out.append(("openvino/fp32/cpu", p,
+                        lambda: openvino_peer(fp32, inputs, threads=threads)))
+    return out

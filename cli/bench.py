@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from edgegen.benchmarks.bench import BenchConfig, BenchReport
+from edgegen.benchmarks.results import BenchConfig, BenchReport
 from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
-from edgegen.errors import ConfigError
+from edgegen.runtime.errors import ConfigError
 
 B = BenchConfig()
 
@@ -107,6 +108,10 @@ def bench_command(
         from edgegen.benchmarks.plot import plot_report
 
         console.print(f"plot: {plot_report(report, plot)}")
+    if not report.passed:  # a contender that failed is a failed benchmark, not a quiet row
+        failed = ", ".join(report.failures) or "nothing was measured"
+        err_console.print(f"[bold red]bench failed:[/] {escape(failed)}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _f(x: float | None, fmt: str, empty: str = "—") -> str:

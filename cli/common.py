@@ -17,7 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from edgegen.errors import ConfigError, EdgegenError
+from edgegen.runtime.errors import ConfigError, EdgegenError
 
 console = Console()
 err_console = Console(stderr=True)

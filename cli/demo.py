@@ -25,18 +25,20 @@ def demo_command(
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo in --out."),
 ) -> None:
     """Run the whole chain on a small budget: train, export, verify, eval and bench."""
-    from edgegen.benchmarks.bench import BenchConfig, bench
+    from edgegen.benchmarks.bench import bench
+    from edgegen.benchmarks.results import BenchConfig
     from edgegen.cli.bench import render as render_bench
-    from edgegen.evaluate import EvalConfig, evaluate
-    from edgegen.evaluator import EvaluatorConfig, train_evaluator
     from edgegen.export.bundler import ExportConfig, export_bundle
-    from edgegen.export.parity import VerifyConfig, verify
-    from edgegen.train import TrainConfig, train
+    from edgegen.export.verify import VerifyConfig, verify
+    from edgegen.quality.evaluate import evaluate
+    from edgegen.quality.results import EvalConfig
+    from edgegen.training.evaluator import EvaluatorConfig, train_evaluator
+    from edgegen.training.train import TrainConfig, train
 
     summary: list[tuple[str, str]] = []
     with errors_to_exit():
         if out.exists() and any(out.iterdir()) and not force:
-            from edgegen.errors import ConfigError
+            from edgegen.runtime.errors import ConfigError
 
             raise ConfigError(f"{out} already holds a demo; pass --force to redo it or pick "
                               "another --out")

@@ -9,8 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
-from edgegen.errors import CheckFailed
-from edgegen.eval_report import (
+from edgegen.quality.eval_report import (
     GUARD_COLUMNS,
     SWEEP_COLUMNS,
     TERMINAL_COLUMNS,
@@ -18,8 +17,10 @@ from edgegen.eval_report import (
     summary_row,
     sweep_row,
 )
-from edgegen.evaluate import EvalConfig, QualityReport, evaluate
-from edgegen.fileio import atomic_write_text
+from edgegen.quality.evaluate import evaluate
+from edgegen.quality.results import EvalConfig, QualityReport
+from edgegen.runtime.errors import CheckFailed
+from edgegen.runtime.fileio import atomic_write_text
 
 X = EvalConfig()
 

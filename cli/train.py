@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from edgegen.cli.common import console, errors_to_exit, progress_display
-from edgegen.evaluator import EvaluatorConfig, train_evaluator
-from edgegen.train import TrainConfig, train
+from edgegen.training.evaluator import EvaluatorConfig, train_evaluator
+from edgegen.training.train import TrainConfig, train
 
 T, E = TrainConfig(), EvaluatorConfig()
 

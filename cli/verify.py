@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgegen.cli.common import console, csv_option, errors_to_exit
-from edgegen.errors import CheckFailed
-from edgegen.export.parity import CheckResult, ParityReport, VerifyConfig, verify
-from edgegen.fileio import atomic_write_text
+from edgegen.export.verify import CheckResult, ParityReport, VerifyConfig, verify
+from edgegen.runtime.errors import CheckFailed
+from edgegen.runtime.fileio import atomic_write_text
 
 X = VerifyConfig()
 

@@ -2,7 +2,7 @@
 
 ``export_bundle(ExportConfig) -> ExportResult``. The bundle is built in a hidden temporary folder
 beside ``--out`` and renamed into place at the end, so an export that is killed leaves nothing
-that looks like a bundle. See DESIGN.md for the layout and the contracts.
+that looks like a bundle. docs/ARCHITECTURE.md describes the layout and the contracts.
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ from typing import Any
 import numpy as np
 
 from edgegen import __version__
-from edgegen.bundle import MANIFEST, SCHEMA, list_files
-from edgegen.checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, load_module
-from edgegen.errors import CheckpointError, ConfigError, ExportError
-from edgegen.evaluator import find_evaluator
-from edgegen.export.variants import PRECISIONS, VARIANT_FILES
-from edgegen.fileio import atomic_dir, atomic_write_json, sha256_file
-from edgegen.report import Report
+from edgegen.runtime.bundle import MANIFEST, PRECISIONS, SCHEMA, VARIANT_FILES, list_files
+from edgegen.runtime.errors import ConfigError, ExportError, require_positive
+from edgegen.runtime.fileio import atomic_dir, atomic_write_json, sha256_file
+from edgegen.runtime.report import Report
+from edgegen.training.checkpoint import (
+    CHECKPOINT_NAME,
+    checkpoint_path,
+    load_generator,
+)
+from edgegen.training.evaluator import find_evaluator
+from edgegen.training.torch_utils import generate_images
 
 OUTPUT_RANGE = (-1.0, 1.0)
 
@@ -68,35 +72,11 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
                           f"comma-separated list of {', '.join(PRECISIONS)}")
     if "fp32" not in precisions:  # every other variant is made from, and measured against, fp32
         precisions = ("fp32", *precisions)
-    for name in ("golden_sets", "calibration_samples", "deviation_samples"):
-        if not getattr(cfg, name) > 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, "
-                              f"got {getattr(cfg, name)}")
+    require_positive(cfg, "golden_sets", "calibration_samples", "deviation_samples")
     if Path(cfg.out).exists() and not cfg.force:
         raise ConfigError(f"{cfg.out} already exists; pass --force to replace it (the old "
                           "bundle stays until the new one is complete)")
     return precisions
-
-
-def load_generator(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
-    """The generator of a run (eval mode) and the run's description."""
-    from edgegen.models.registry import ARCHITECTURES, ModelConfig, build_models
-
-    info, tensors = load_checkpoint(checkpoint)
-    if info.get("kind") != "generator":
-        raise CheckpointError(f"{checkpoint} holds a {info.get('kind')!r} run, not a generator; "
-                              "export a run made by `edgegen train`")
-    if info.get("arch") not in ARCHITECTURES:
-        raise CheckpointError(f"{checkpoint} is of architecture {info.get('arch')!r}, which this "
-                              f"edgegen does not know (it knows {', '.join(ARCHITECTURES)})")
-    mcfg = ModelConfig.from_dict(info["model"])
-    gen = build_models(mcfg)["generator"]
-    # GAN runs keep an exponential moving average of the generator: that is the one to ship.
-    prefix = "generator_ema" if any(k.startswith("generator_ema.") for k in tensors) \
-        else "generator"
-    load_module(prefix, gen, tensors, checkpoint)
-    info["exported_weights"] = prefix
-    return gen.eval(), info
 
 
 def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
@@ -113,17 +93,12 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         model_opset,
         set_metadata,
     )
-    from edgegen.export.variants import (
-        deviation,
-        make_fp16,
-        make_int8,
-        make_optimized,
-        run_generator,
-    )
-    from edgegen.guard import DEFAULT_MAX_RETRIES, DEFAULT_MIN_PROB
-    from edgegen.latent import describe, extra_test_vectors, latent, latent_test_vectors
-    from edgegen.postprocess import RULE
-    from edgegen.providers import make_session
+    from edgegen.export.variants import deviation, make_fp16, make_int8, make_optimized
+    from edgegen.runtime.guard import DEFAULT_MAX_RETRIES, DEFAULT_MIN_PROB
+    from edgegen.runtime.latent import describe, extra_test_vectors, latent, latent_test_vectors
+    from edgegen.runtime.postprocess import RULE
+    from edgegen.runtime.providers import make_session
+    from edgegen.runtime.sessions import run_generator
 
     emit = on_progress or (lambda text: None)
     precisions = _validate(cfg)
@@ -160,11 +135,9 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         check_model(model_path)
 
         # 2. golden data from PyTorch float32 on CPU, unfolded model, straight from the checkpoint
-        sets = []
-        with torch.no_grad():
-            for z, y, start in golden_inputs(cfg.seed, cfg.golden_sets, z_dim, n_classes):
-                img = gen(torch.from_numpy(z), torch.from_numpy(y)).numpy()
-                sets.append(GoldenSet(z=z, label=y, image=img, seed=cfg.seed, start=start))
+        sets = [GoldenSet(z=z, label=y, image=generate_images(gen, z, y), seed=cfg.seed,
+                          start=start)
+                for z, y, start in golden_inputs(cfg.seed, cfg.golden_sets, z_dim, n_classes)]
         golden_entries = write_golden(root, sets, ["z", "label"], "image")
         emit(f"wrote {len(sets)} golden test sets")
 
@@ -308,10 +281,10 @@ def _fidelity_from_run(run: Path) -> dict[str, Any] | None:
 def _export_evaluator(run: Path, root: Path, opset: int) -> dict[str, Any]:
     import torch
 
-    from edgegen.checkpoint import read_info
-    from edgegen.evaluator import load_evaluator
     from edgegen.export.onnx_export import check_model, export_onnx, fold_batchnorm, set_metadata
     from edgegen.models.classifier import ExportableClassifier
+    from edgegen.training.checkpoint import read_info
+    from edgegen.training.evaluator import load_evaluator
 
     clf = load_evaluator(run)
     info = read_info(run)

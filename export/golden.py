@@ -38,7 +38,7 @@ class GoldenSet:
 def golden_inputs(seed: int, n_sets: int, z_dim: int, n_classes: int
                   ) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """(z, label, start) per set: set k holds samples k*B .. k*B + B - 1 of ``seed``."""
-    from edgegen.latent import latent
+    from edgegen.runtime.latent import latent
 
     size = max(SET_SIZE, n_classes)
     out = []

@@ -16,7 +16,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from edgegen.errors import ExportError
+from edgegen.runtime.errors import ExportError
 
 MIN_OPSET = 11
 
@@ -45,10 +45,11 @@ def check_opset(opset: int) -> None:
 def fold_batchnorm(model: Any) -> Any:
     """A copy of ``model`` (eval mode) in which every BatchNorm that directly follows a Linear,
     Conv2d or ConvTranspose2d inside an ``nn.Sequential`` is folded into that layer's weights
-    and replaced by Identity. Folding uses the running statistics, exactly what eval mode does.
+    (``torch.nn.utils.fusion``) and replaced by Identity. Folding uses the running statistics,
+    exactly what eval mode does.
     """
-    import torch
     from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
     model = copy.deepcopy(model).eval()
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
@@ -57,18 +58,13 @@ def fold_batchnorm(model: Any) -> Any:
             layer, bn = seq._modules[a], seq._modules[b]
             if not isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 continue
-            if not isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            if isinstance(layer, nn.Linear):
+                seq._modules[a] = fuse_linear_bn_eval(layer, bn)
+            elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                seq._modules[a] = fuse_conv_bn_eval(
+                    layer, bn, transpose=isinstance(layer, nn.ConvTranspose2d))
+            else:
                 continue
-            with torch.no_grad():
-                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [C_out]
-                bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
-                # output channels: dim 0 for Linear/Conv2d weights, dim 1 for ConvTranspose2d
-                shape = [1] * layer.weight.dim()
-                out_dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
-                shape[out_dim] = -1
-                layer.weight.mul_(scale.view(shape))
-                new_bias = (bias - bn.running_mean) * scale + bn.bias
-                layer.bias = nn.Parameter(new_bias)
             seq._modules[b] = nn.Identity()
     return model
 

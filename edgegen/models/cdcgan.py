@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgegen.models.registry import ModelConfig
+from edgegen.models.config import ModelConfig
 
 
 class Generator(nn.Module):

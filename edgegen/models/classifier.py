@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgegen.models.registry import ClassifierConfig
+from edgegen.models.config import ClassifierConfig
 
 __all__ = ["ClassifierConfig", "DigitClassifier", "ExportableClassifier"]
 

@@ -2,7 +2,7 @@
 
 Both networks see the label (an embedding concatenated to their input); training uses
 BCE-with-logits, separate discriminator and generator steps, and detached fakes for the
-discriminator step (see ``edgegen.train``).
+discriminator step (see ``edgegen.training.train``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgegen.models.registry import ModelConfig
+from edgegen.models.config import ModelConfig
 
 
 class Generator(nn.Module):

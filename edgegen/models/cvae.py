@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from edgegen.models.cdcgan import Generator as Decoder
-from edgegen.models.registry import ModelConfig
+from edgegen.models.config import ModelConfig
 
 __all__ = ["Decoder", "Encoder"]
 

@@ -6,7 +6,7 @@
 export const SCHEMA = "edgegen.bundle/1";
 export const LATENT = "splitmix64-boxmuller-f64-to-f32/1";
 export const RULE = "u8 = clamp(floor((float64(x) + 1.0) * 127.5 + 0.5), 0, 255)";
-export const GUARD = { maxRetries: 4, minProb: 0.5 }; // edgegen.guard's defaults
+export const GUARD = { maxRetries: 4, minProb: 0.5 }; // edgegen.runtime.guard's defaults
 
 const M64 = (1n << 64n) - 1n;
 const GAMMA = 0x9e3779b97f4a7c15n;

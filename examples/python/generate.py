@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgegen.errors import EdgegenError
 from edgegen.runtime import Generator
+from edgegen.runtime.errors import EdgegenError
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgegen.benchmarks import BenchConfig, bench
-from edgegen.errors import BundleError, ConfigError, ProviderError
+from edgegen.runtime.errors import BundleError, ConfigError, ProviderError
 
 FAST = dict(iters=3, warmup_iters=1, warmup_s=0.0, rounds=2, measure_matmul=False)
 
@@ -90,7 +90,7 @@ def test_io_binding_call_matches_plain_run(tiny_bundle: Path) -> None:
     import numpy as np
 
     from edgegen.benchmarks.runners import Inputs, ort_edgegen
-    from edgegen.providers import ProviderSpec, make_session
+    from edgegen.runtime.providers import ProviderSpec, make_session
 
     inputs = Inputs.make(5, 3, _z_dim(tiny_bundle), 10)
     path = tiny_bundle / "model.onnx"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
@@ -43,3 +44,34 @@ def test_bad_requests_exit_2(tiny_bundle: Path, tmp_path: Path) -> None:
     _fails([b, "--precision", "fp8"], "unknown precision")
     _fails([b, "--spinning", "maybe"], "--spinning takes on, off or default")
     _fails([str(tmp_path / "nowhere")], "does not exist")
+
+
+def test_a_contender_that_fails_makes_bench_exit_1(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A variant that runs at batch 1 but breaks at batch 2 (a Reshape to a fixed batch): the
+    report records the failure, the other rows are still shown, and the exit code is 1."""
+    import onnx
+    from onnx import helper
+
+    from tests.export.test_verify import copy_bundle, rehash
+
+    bundle = copy_bundle(tiny_bundle, tmp_path / "b", None)
+    model = onnx.load(str(bundle / "model.fp16.onnx"))
+    image = model.graph.output[0].name
+    model.graph.output[0].name = "image_before"
+    for node in model.graph.node:
+        node.output[:] = ["image_before" if o == image else o for o in node.output]
+    model.graph.initializer.append(onnx.numpy_helper.from_array(
+        np.array([1, 1, 28, 28], np.int64), "one_image"))
+    model.graph.node.append(helper.make_node("Reshape", ["image_before", "one_image"], [image]))
+    model.graph.output[0].name = image
+    onnx.save(model, str(bundle / "model.fp16.onnx"))
+    rehash(bundle, "model.fp16.onnx")
+    out = tmp_path / "bench.json"
+    res = runner.invoke(app, ["bench", str(bundle), "--precision", "fp32,fp16", "--batch", "1,2",
+                              "--peers", "none", *FAST, "--no-matmul", "--json", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "bench failed" in res.output and "edgegen/fp16/cpu batch 2" in res.output
+    data = json.loads(out.read_text())
+    assert data["passed"] is False and "edgegen/fp16/cpu batch 2" in data["failures"]
+    assert {(r["variant"], r["batch"]) for r in data["results"]} == {
+        ("fp32", 1), ("fp32", 2), ("fp16", 1)}

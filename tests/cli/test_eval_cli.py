@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
-from tests.edgegen.test_evaluate import lookup_bundle
+from tests.quality.test_evaluate import lookup_bundle
 
 runner = CliRunner()
 SMALL = ["--samples", "200", "--sweep-samples", "100", "--truncation", "0.7,1.0"]
@@ -92,7 +92,7 @@ def test_eval_imports_neither_torch_nor_onnxruntime_up_front() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, edgegen.cli.eval, edgegen.evaluate, edgegen.eval_report; "
+    code = ("import sys, edgegen.cli.eval, edgegen.quality.evaluate, edgegen.quality.eval_report; "
             "print(sorted(m for m in ('torch', 'onnxruntime', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

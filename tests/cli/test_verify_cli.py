@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
-from edgegen.providers import available
-from tests.export.test_parity import copy_bundle, edit_golden, perturb_model, rehash
+from edgegen.runtime.providers import available
+from tests.export.test_verify import copy_bundle, edit_golden, perturb_model, rehash
 
 runner = CliRunner()
 QUICK = ["--batch", "1,32", "--repeats", "2"]

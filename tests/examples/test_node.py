@@ -11,9 +11,9 @@ import numpy as np
 import onnx
 import pytest
 
-from edgegen.bundle import file_entry
 from edgegen.export.golden import read_tensor
 from edgegen.runtime import Generator
+from edgegen.runtime.bundle import file_entry
 
 PAIRS = [(0, 0), (1, 1), (2, 42), (3, 2**64 - 1), (4, 1234567890123), (5, 7), (6, 99),
          (7, 42), (8, 2**53 + 1), (9, 31337), (7, 2**63)]

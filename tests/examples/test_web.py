@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 import onnxruntime as ort
 import pytest
 
-from edgegen.guard import softmax
 from edgegen.runtime import Generator
+from edgegen.runtime.guard import softmax
 
 SERVE = Path(__file__).resolve().parents[2] / "examples" / "web" / "serve.py"
 PAIRS = [(0, 0), (1, 1), (2, 42), (3, 2**64 - 1), (4, 1234567890123), (5, 7), (6, 99),

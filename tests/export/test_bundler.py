@@ -12,10 +12,10 @@ import onnxruntime as ort
 import pytest
 from onnx.reference import ReferenceEvaluator
 
-from edgegen.bundle import load_bundle
-from edgegen.errors import CheckpointError, ConfigError, ExportError
 from edgegen.export.bundler import ExportConfig, export_bundle
 from edgegen.export.golden import load_golden_set
+from edgegen.runtime.bundle import load_bundle
+from edgegen.runtime.errors import CheckpointError, ConfigError, ExportError
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -171,3 +171,30 @@ def test_existing_output_needs_force_and_a_failed_export_leaves_nothing(
     assert (out / "manifest.json").read_bytes() == before  # the old bundle is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no partial folder left behind
     shutil.rmtree(out)
+
+
+@pytest.mark.parametrize("arch", ["cdcgan", "cmlp"])
+def test_batchnorm_folding_is_exact_in_eval_mode(arch: str) -> None:
+    """Linear+BatchNorm1d and ConvTranspose2d+BatchNorm2d folded by torch.nn.utils.fusion give
+    the unfolded model's eval-mode output, and no BatchNorm is left."""
+    import torch
+
+    from edgegen.export.onnx_export import fold_batchnorm
+    from edgegen.models.config import model_config
+    from edgegen.models.registry import build_models
+
+    torch.manual_seed(0)
+    gen = build_models(model_config(arch, width=8))["generator"]
+    for m in gen.modules():  # non-trivial running statistics
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    gen.eval()
+    folded = fold_batchnorm(gen)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in folded.modules())
+    z, y = torch.randn(16, 100), torch.arange(16) % 10
+    with torch.no_grad():
+        torch.testing.assert_close(folded(z, y), gen(z, y), atol=1e-5, rtol=1e-5)

@@ -1,0 +1,180 @@
+"""What ``edgegen bench`` takes and gives: ``BenchConfig`` (every default of the command),
+``BenchResult`` (one contender at one batch size) and ``BenchReport``; shared by the stage in
+``bench`` and the scenarios in ``offline`` and ``server``."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgegen.benchmarks.harness import TimingPlan
+from edgegen.benchmarks.machine import MatmulRate
+from edgegen.benchmarks.scenarios import ServerResult, Sweep
+from edgegen.benchmarks.stats import LatencyStats
+from edgegen.runtime.bundle import PRECISIONS
+from edgegen.runtime.errors import ConfigError, EdgegenError, require_positive
+from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.providers import EP_NAMES
+from edgegen.runtime.report import Report
+
+PEERS = ("torch", "torch-compile", "ort-default", "openvino")
+PROVIDERS = tuple(EP_NAMES)
+SCENARIOS = ("offline", "server")
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every default of ``edgegen bench`` lives here; the CLI reuses them."""
+
+    bundle: Path = Path("bundles/cdcgan")
+    provider: str = "cpu"  # cpu | cuda | tensorrt
+    precisions: tuple[str, ...] = ()  # (): every variant the bundle has
+    batches: tuple[int, ...] = (1, 8, 64, 256)
+    io_binding: bool = False  # CUDA/TensorRT: inputs and output live on the device
+    cuda_graph: bool = False  # capture and replay (implies io_binding)
+    peers: tuple[str, ...] = ("torch", "ort-default", "openvino")
+    threads: int = 0  # intra-op threads of ORT, torch and OpenVINO; 0: the usable cores
+    spinning: bool | None = None  # ORT intra-op spin-wait; None: ORT's default (on)
+    tune: bool = False  # CPU: also time fp32 over threads {1, N} x spinning {on, off}
+    warmup_iters: int = 10
+    warmup_s: float = 0.3
+    iters: int | None = None  # timed calls per contender and batch; None: by duration
+    duration_s: float = 1.0  # timed seconds per contender and batch (offline)
+    rounds: int = 5  # interleaved blocks per contender
+    scenario: str = "offline"  # offline | server
+    qps: float = 500.0  # server: offered load (Poisson)
+    server_duration_s: float = 10.0  # server: seconds of arrivals per contender
+    workers: int = 0  # server: worker threads; 0: one per thread of the budget
+    max_batch: int = 1  # server: requests a worker may batch together (1: MLPerf server)
+    p99_bound_ms: float | None = None  # server: sweep for the highest QPS with p99 <= this
+    sweep_steps: int = 8
+    seed: int = 2024  # latents of the inputs (same for every contender)
+    device_id: int = 0
+    trt_cache_dir: Path | None = None  # None: <bundle>/trt_cache (the bundle allows it)
+    measure_matmul: bool = True
+    eval_report: Path | None = None  # JSON of `edgegen eval` for the fidelity column
+    command: str | None = None
+
+    def plan(self) -> TimingPlan:
+        return TimingPlan(warmup_iters=self.warmup_iters, warmup_s=self.warmup_s,
+                          iters=self.iters, duration_s=self.duration_s, rounds=self.rounds)
+
+
+@dataclass
+class BenchResult:
+    """One contender at one batch size."""
+
+    key: str
+    contender: str  # edgegen | tuned | ort-default | torch | torch-compile | openvino
+    variant: str
+    provider: str
+    batch: int
+    latency: LatencyStats
+    session_create_s: float
+    first_run_s: float
+    warmup_iters: int
+    warmup_s: float
+    settings: dict[str, Any]
+    speedup_p50: float | None = None  # PyTorch eager p50 / this p50, same batch
+    speedup_throughput: float | None = None  # this img/s / PyTorch eager img/s, same batch
+    fidelity: float | None = None
+    fidelity_source: str | None = None
+    achieved_gflops: float | None = None
+    matmul_fraction: float | None = None  # achieved / the machine's dense fp32 matmul rate
+    best_tuned: bool = False
+
+    @property
+    def label(self) -> str:
+        """What the table's provider column shows."""
+        s = self.settings
+        if self.contender == "edgegen":
+            extra = "+graph" if s.get("cuda_graph") else "+iobind" if s.get("io_binding") else ""
+            return f"{self.provider}{extra}"
+        if self.contender == "tuned":
+            return f"cpu {s['intra_op_threads']}t spin-{s['spinning']}" \
+                + ("*" if self.best_tuned else "")
+        return self.contender
+
+
+@dataclass
+class BenchReport(Report):
+    bundle: Path
+    provider: str
+    scenario: str
+    config: dict[str, Any]
+    machine: dict[str, Any]
+    versions: dict[str, str | None]
+    threads: dict[str, Any]
+    flops: dict[str, Any]
+    matmul: MatmulRate | None
+    results: list[BenchResult] = field(default_factory=list)
+    server: list[ServerResult] = field(default_factory=list)
+    sweeps: dict[str, Sweep] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)  # peer -> why it was not run
+    failures: dict[str, str] = field(default_factory=dict)  # contender -> what went wrong
+    notes: list[str] = field(default_factory=list)
+    started: str = ""
+    wall_s: float = 0.0
+    command: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Bench gates nothing: it passes when every contender asked for was measured."""
+        return not self.failures and (bool(self.results) or bool(self.server))
+
+    def find(self, contender: str, variant: str | None = None, batch: int | None = None
+             ) -> list[BenchResult]:
+        return [r for r in self.results if r.contender == contender
+                and (variant is None or r.variant == variant)
+                and (batch is None or r.batch == batch)]
+
+    def table_rows(self) -> list[BenchResult]:
+        """Rows for the terminal table: every result except tuned configs that lost."""
+        return [r for r in self.results if r.contender != "tuned" or r.best_tuned]
+
+    def save_json(self, path: str | Path) -> None:
+        atomic_write_text(path, self.to_json() + "\n")
+
+
+def validate(cfg: BenchConfig) -> None:
+    if cfg.provider not in PROVIDERS:
+        raise ConfigError(f"unknown provider {cfg.provider!r}; expected one of "
+                          f"{', '.join(PROVIDERS)}")
+    bad = [p for p in cfg.precisions if p not in PRECISIONS]
+    if bad:
+        raise ConfigError(f"unknown precision {', '.join(bad)}; expected a comma-separated "
+                          f"list of {', '.join(PRECISIONS)}")
+    unknown = [p for p in cfg.peers if p not in PEERS]
+    if unknown:
+        raise ConfigError(f"unknown peer {', '.join(unknown)}; expected a comma-separated list "
+                          f"of {', '.join(PEERS)} (or none)")
+    if not cfg.batches or any(b < 1 for b in cfg.batches):
+        raise ConfigError(f"--batch needs positive batch sizes, got {list(cfg.batches)}")
+    if cfg.scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {cfg.scenario!r}; expected offline or server")
+    if cfg.threads < 0 or cfg.workers < 0 or cfg.max_batch < 1:
+        raise ConfigError("--threads and --workers must be >= 0 and --max-batch >= 1")
+    if (cfg.io_binding or cfg.cuda_graph) and cfg.provider == "cpu":
+        raise ConfigError("--io-binding and --cuda-graph are for --provider cuda or tensorrt "
+                          "(on CPU the inputs already live where the model runs)")
+    require_positive(cfg, "qps", "p99_bound_ms")
+    if cfg.scenario == "server" and not cfg.server_duration_s > 0:
+        raise ConfigError(f"--duration must be positive, got {cfg.server_duration_s}")
+    cfg.plan().validate()
+
+
+def release() -> None:
+    """Drop sessions between batch groups so that memory and thread pools do not pile up."""
+    gc.collect()
+
+
+def record_failure(report: BenchReport, key: str, exc: Exception, emit: Progress) -> None:
+    msg = str(exc).splitlines()[0][:400] if str(exc) else type(exc).__name__
+    if not isinstance(exc, EdgegenError):
+        msg = f"{type(exc).__name__}: {msg}"
+    report.failures[key] = msg
+    emit({"kind": "note", "text": f"{key} failed: {msg}"})

@@ -1,0 +1,257 @@
+"""ONNX Runtime sessions on a named execution provider, and never a silent fallback.
+
+``make_session(path, ProviderSpec("cuda"))`` raises ``ProviderError`` naming what is available
+when the provider is not, and checks after creation that the session really runs on it.
+Options follow ONNX Runtime's documented provider options:
+
+* CUDA: ``device_id``, ``use_tf32`` (on by default in ONNX Runtime; edgegen turns it off unless
+  asked, so fp32 parity holds), ``enable_cuda_graph``;
+* TensorRT: ``trt_fp16_enable``, ``trt_engine_cache_enable`` / ``trt_engine_cache_path``,
+  ``trt_timing_cache_enable`` / ``trt_timing_cache_path``, explicit
+  ``trt_profile_min_shapes`` / ``trt_profile_opt_shapes`` / ``trt_profile_max_shapes`` for the
+  dynamic batch, with CUDA registered after TensorRT for the nodes TensorRT does not take.
+
+Imports numpy and onnxruntime only (the torch-free runtime uses it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from edgegen.runtime.errors import ProviderError
+
+EP_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str = "cpu"  # cpu | cuda | tensorrt
+    device_id: int = 0
+    use_tf32: bool = False  # CUDA / TensorRT: TF32 matmuls break fp32 parity
+    cuda_graph: bool = False
+    trt_fp16: bool = False
+    trt_int8: bool = False  # TensorRT: int8 kernels for a QDQ (explicitly quantized) graph
+    trt_cache_dir: Path | None = None  # engine + timing caches; None: no caching
+    trt_batch_range: tuple[int, int, int] = (1, 64, 512)  # min / opt / max profile batch
+    intra_op_threads: int = 0  # 0: ONNX Runtime's default
+    inter_op_threads: int = 0
+    spinning: bool | None = None  # None: ONNX Runtime's default (spin-wait on)
+    graph_optimization: str = "all"  # all | extended | basic | disabled
+    profile_dir: Path | None = None  # when set, ONNX Runtime profiling is on
+    # Bitwise repeatable GPU runs: cuDNN's fixed default convolution algorithm
+    # (cudnn_conv_algo_search=DEFAULT) instead of the fastest autotuned one, which on an H200
+    # gave runs differing by ~5e-7 for the fp32 generator, plus use_deterministic_compute.
+    deterministic: bool = False
+    # ONNX Runtime exactly as a user runs it first: ``InferenceSession(path, providers=[EP])``,
+    # default session options and provider options (the ``ort-default`` benchmark peer). The
+    # provider is still checked: a plain session never falls back silently either.
+    plain: bool = False
+
+    @property
+    def ep(self) -> str:
+        try:
+            return EP_NAMES[self.name]
+        except KeyError:
+            raise ProviderError(f"unknown provider {self.name!r}; expected one of "
+                                f"{', '.join(EP_NAMES)}") from None
+
+
+def ort() -> Any:
+    """Import onnxruntime with a clear error when it is missing."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ProviderError("onnxruntime is not installed: `pip install -e .[cpu]` (or "
+                            "`.[gpu]` on a CUDA machine — never both)") from exc
+    return onnxruntime
+
+
+def available() -> list[str]:
+    return list(ort().get_available_providers())
+
+
+_INSTALL_HINT = {
+    "cuda": "install onnxruntime-gpu (`pip install -e .[gpu]`, never together with onnxruntime) "
+            "on a machine with an NVIDIA GPU",
+    "tensorrt": "install TensorRT and an onnxruntime-gpu build with TensorRT support "
+                "(`pip install -e .[gpu]`)",
+}
+
+
+def require_providers(names: tuple[str, ...] | list[str]) -> list[str]:
+    """Refuse, before any work, a provider name that is unknown or that this onnxruntime does not
+    have — never a silent CPU fallback. Returns the available execution providers."""
+    have = available()
+    for name in names:
+        ep = ProviderSpec(name=name).ep  # a ProviderError for an unknown name
+        if ep not in have:
+            hint = _INSTALL_HINT.get(name, "")
+            raise ProviderError(f"provider {name!r} ({ep}) is not available in this onnxruntime "
+                                f"{ort().__version__}; available: {', '.join(have)}. "
+                                f"{hint + '. ' if hint else ''}edgegen never falls back to "
+                                "another provider silently")
+    return have
+
+
+def spec_for(provider: str, precision: str, *, batch_range: tuple[int, int, int] = (1, 64, 512),
+             trt_cache_dir: Path | None = None, **options: Any) -> ProviderSpec:
+    """edgegen's session settings for a model of ``precision`` on ``provider``: TF32 off (fp32
+    parity); TensorRT builds fp16 kernels for the fp16 variant and int8 ones for the QDQ int8
+    variant, with one min/opt/max profile over ``batch_range`` and engine caches in
+    ``trt_cache_dir``. ``options`` are any other ``ProviderSpec`` fields (threads, spinning...)."""
+    trt = provider == "tensorrt"
+    return ProviderSpec(name=provider, use_tf32=False, trt_fp16=trt and precision == "fp16",
+                        trt_int8=trt and precision == "int8",
+                        trt_cache_dir=trt_cache_dir if trt else None,
+                        trt_batch_range=batch_range, **options)
+
+
+def _preload_cuda_libraries() -> None:
+    """onnxruntime-gpu >= 1.21 can load the CUDA/cuDNN libraries that pip (or torch) brought."""
+    preload = getattr(ort(), "preload_dlls", None)
+    if preload is not None:
+        with contextlib.suppress(Exception):  # best effort: session creation reports failures
+            preload()
+
+
+def _input_shapes(session_or_model: Any, batch: int) -> str:
+    """``z:Bx100,label:B`` for TensorRT's profile options."""
+    parts = []
+    for inp in session_or_model:
+        dims = [str(batch) if not isinstance(d, int) else str(d) for d in inp.shape]
+        parts.append(f"{inp.name}:{'x'.join(dims)}")
+    return ",".join(parts)
+
+
+def provider_list(spec: ProviderSpec, model: str | bytes) -> list[Any]:
+    """The ``providers=`` argument for ``InferenceSession``."""
+    if spec.name == "cpu":
+        return ["CPUExecutionProvider"]
+    cuda_opts = {"device_id": str(spec.device_id), "use_tf32": "1" if spec.use_tf32 else "0"}
+    if spec.cuda_graph:
+        cuda_opts["enable_cuda_graph"] = "1"
+    if spec.deterministic:
+        cuda_opts["cudnn_conv_algo_search"] = "DEFAULT"
+    if spec.name == "cuda":
+        return [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
+    # TensorRT: explicit profiles covering the dynamic batch, caches, CUDA for the rest.
+    probe = ort().InferenceSession(model, providers=["CPUExecutionProvider"])
+    lo, opt, hi = spec.trt_batch_range
+    trt = {
+        "device_id": str(spec.device_id),
+        "trt_fp16_enable": "1" if spec.trt_fp16 else "0",
+        **({"trt_int8_enable": "1"} if spec.trt_int8 else {}),
+        "trt_profile_min_shapes": _input_shapes(probe.get_inputs(), lo),
+        "trt_profile_opt_shapes": _input_shapes(probe.get_inputs(), opt),
+        "trt_profile_max_shapes": _input_shapes(probe.get_inputs(), hi),
+    }
+    if spec.trt_cache_dir is not None:
+        Path(spec.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+        trt.update({"trt_engine_cache_enable": "1",
+                    "trt_engine_cache_path": str(spec.trt_cache_dir),
+                    "trt_timing_cache_enable": "1",
+                    "trt_timing_cache_path": str(spec.trt_cache_dir)})
+    if spec.cuda_graph:
+        trt["trt_cuda_graph_enable"] = "1"
+    return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", cuda_opts),
+            "CPUExecutionProvider"]
+
+
+def session_options(spec: ProviderSpec) -> Any:
+    rt = ort()
+    so = rt.SessionOptions()
+    so.intra_op_num_threads = spec.intra_op_threads
+    so.inter_op_num_threads = spec.inter_op_threads
+    levels = {"all": rt.GraphOptimizationLevel.ORT_ENABLE_ALL,
+              "extended": rt.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "basic": rt.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "disabled": rt.GraphOptimizationLevel.ORT_DISABLE_ALL}
+    so.graph_optimization_level = levels[spec.graph_optimization]
+    if spec.spinning is not None:
+        flag = "1" if spec.spinning else "0"
+        so.add_session_config_entry("session.intra_op.allow_spinning", flag)
+        so.add_session_config_entry("session.inter_op.allow_spinning", flag)
+    if spec.profile_dir is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(spec.profile_dir) / "ort_profile")
+    if spec.deterministic:
+        so.use_deterministic_compute = True
+    so.log_severity_level = 3  # errors only: warnings about fallbacks are checked below
+    return so
+
+
+def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None) -> Any:
+    """An ``InferenceSession`` on ``spec``'s provider, or a ``ProviderError``. ``model`` is a
+    path or the model's bytes (what ``Bundle.read`` returns after checking its sha256)."""
+    spec = spec or ProviderSpec()
+    ep = spec.ep
+    rt = ort()
+    require_providers([spec.name])
+    if spec.name in ("cuda", "tensorrt"):
+        _preload_cuda_libraries()
+    where = "<bytes>" if isinstance(model, bytes) else str(model)
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        if spec.plain:
+            providers = [ep] if spec.name == "cpu" else [ep, "CPUExecutionProvider"]
+            session = rt.InferenceSession(source, providers=providers)
+        else:
+            session = rt.InferenceSession(source, sess_options=session_options(spec),
+                                          providers=provider_list(spec, source))
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+        raise ProviderError(f"onnxruntime could not create a {spec.name} session for "
+                            f"{where}: {str(exc).splitlines()[0][:300]}") from exc
+    used = session.get_providers()
+    if not used or used[0] != ep:
+        raise ProviderError(f"asked for {ep} but onnxruntime registered {used} for "
+                            f"{where}: the provider failed to initialise (check the "
+                            "CUDA/cuDNN/TensorRT libraries); refusing a silent CPU run")
+    return session
+
+
+def profile_events(model: str | Path | bytes, spec: ProviderSpec,
+                   feeds: dict[str, Any], runs: int = 1) -> list[dict[str, Any]]:
+    """ONNX Runtime's own profile of ``runs`` runs of ``feeds``: its list of trace events."""
+    with tempfile.TemporaryDirectory() as tmp:
+        session = make_session(model, replace(spec, profile_dir=Path(tmp), cuda_graph=False,
+                                              plain=False))
+        for _ in range(runs):
+            session.run(None, feeds)
+        path = session.end_profiling()
+        events = json.loads(Path(path).read_text())
+        os.unlink(path)
+    return events
+
+
+def kernel_times(events: list[dict[str, Any]]) -> list[tuple[str, str, str, float]]:
+    """(node name, op type, provider, microseconds) of every node kernel in a profile."""
+    out = []
+    for ev in events:
+        args = ev.get("args", {})
+        name = ev.get("name", "")
+        if ev.get("cat") == "Node" and name.endswith("_kernel_time"):
+            out.append((name[: -len("_kernel_time")], args.get("op_name", "?"),
+                        args.get("provider", "?"), float(ev.get("dur", 0.0))))
+    return out
+
+
+def node_placement(model: str | Path | bytes, spec: ProviderSpec, feeds: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """Which provider ran which node, read from one profiled run of ``feeds``."""
+    nodes = {name: {"op": op, "provider": provider}
+             for name, op, provider, _ in kernel_times(profile_events(model, spec, feeds))}
+    counts: dict[str, int] = {}
+    for n in nodes.values():
+        counts[n["provider"]] = counts.get(n["provider"], 0) + 1
+    providers = [spec.ep] if spec.name == "cpu" else [spec.ep, "CPUExecutionProvider"]
+    return {"providers": providers, "node_counts": counts, "nodes": nodes}

@@ -1,0 +1,233 @@
+"""``edgegen train-evaluator``: the independent judge of hallucination.
+
+A small CNN (``edgegen.models.classifier``) trained on **real** digits only — never on generated
+images, and never used as a training signal for a generator. ``train_evaluator(cfg) ->
+EvaluatorResult`` reports its accuracy on the held-out digits, which no training step sees.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgegen import __version__
+from edgegen.models.config import ClassifierConfig
+from edgegen.runtime.errors import CheckpointError, ConfigError, require_positive
+from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.report import Report
+from edgegen.training.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    load_module,
+    module_tensors,
+    save_checkpoint,
+)
+from edgegen.training.torch_utils import sample_images, seed_for, setup_torch
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    out: Path = Path("runs/evaluator")
+    epochs: int = 12
+    max_minutes: float | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    augment: bool = True  # small random affine warps of the real digits
+    seed: int = 0
+    device: str = "cpu"
+    data_dir: Path | None = None
+    download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
+    width: int = 32
+    threads: int | None = None
+    force: bool = False
+
+
+@dataclass
+class EvaluatorResult(Report):
+    out: Path
+    heldout_accuracy: float
+    heldout_samples: int
+    per_label_accuracy: list[float]
+    train_accuracy: float
+    epochs: int
+    elapsed_s: float
+    images_per_s: float
+    data: str
+    checkpoint: Path
+
+
+def _augment(x: Any, gen: Any) -> Any:
+    """Random rotation (±12°), scale (0.9–1.1) and shift (±2 px) of ``x: [B, 1, 28, 28]``."""
+    import torch
+    import torch.nn.functional as F
+
+    b = x.shape[0]
+    u = torch.rand(b, 4, generator=gen, device=x.device) * 2 - 1  # [B, 4] in [-1, 1)
+    ang = u[:, 0] * math.radians(12)
+    scale = 1 + 0.1 * u[:, 1]
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    shift = u[:, 2:] * (2 * 2 / 28)  # 2 pixels in normalised coordinates
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # [B, 2, 3]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # background is -1; grid_sample pads with 0, so shift to [0, 2] and back
+    return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+
+def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
+                    ) -> EvaluatorResult:
+    import torch
+    import torch.nn.functional as F
+
+    from edgegen.training.data import load_mnist, to_tensor_range
+
+    emit = on_progress or (lambda event: None)
+    require_positive(cfg, "epochs", "batch_size", "lr", "max_minutes")
+    out = Path(cfg.out)
+    if (out / CHECKPOINT_NAME).exists() and not cfg.force:
+        raise ConfigError(f"{out} already holds an evaluator; pick another --out or pass --force")
+    device = setup_torch(cfg.device, cfg.threads)
+
+    data = load_mnist(cfg.data_dir, download=cfg.download)
+    emit({"kind": "note", "text": data.describe()})
+    x = torch.from_numpy(to_tensor_range(data.train_images)).to(device)
+    y = torch.from_numpy(data.train_labels).to(device)
+    n_batches = math.ceil(len(y) / cfg.batch_size)
+
+    from edgegen.models.classifier import DigitClassifier
+
+    ccfg = ClassifierConfig(width=cfg.width)
+    torch.manual_seed(cfg.seed)
+    model = DigitClassifier(ccfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                steps_per_epoch=n_batches)
+    emit({"kind": "start", "total_steps": cfg.epochs * n_batches, "step": 0,
+          "arch": "evaluator", "batches_per_epoch": n_batches})
+    t0, step, seen, epoch = time.perf_counter(), 0, 0, 0
+    budget = (cfg.max_minutes or math.inf) * 60
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.from_numpy(
+            np.random.default_rng(seed_for(cfg.seed, epoch, 0)).permutation(len(y))).to(device)
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed_for(cfg.seed, epoch, 1))
+        torch.manual_seed(seed_for(cfg.seed, epoch, 2))
+        for b in range(n_batches):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            xb = _augment(x[idx], gen) if cfg.augment else x[idx]
+            loss = F.cross_entropy(model(xb), y[idx], label_smoothing=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            seen += len(idx)
+            emit({"kind": "step", "step": step, "epoch": epoch - 1,
+                  "losses": {"loss": round(loss.item(), 4)},
+                  "images_per_s": seen / (time.perf_counter() - t0)})
+        emit({"kind": "epoch", "epoch": epoch, "losses": {"loss": round(loss.item(), 4)}})
+        if time.perf_counter() - t0 >= budget:
+            break
+    elapsed = time.perf_counter() - t0
+
+    model.eval()
+    pred_ho = predict(model, to_tensor_range(data.heldout_images), device)
+    pred_tr = predict(model, to_tensor_range(data.train_images), device)
+    per_label = [float(np.mean(pred_ho[data.heldout_labels == d] == d)) for d in range(10)]
+    result = EvaluatorResult(
+        out=out, heldout_accuracy=float(np.mean(pred_ho == data.heldout_labels)),
+        heldout_samples=int(len(pred_ho)), per_label_accuracy=per_label,
+        train_accuracy=float(np.mean(pred_tr == data.train_labels)), epochs=epoch,
+        elapsed_s=round(elapsed, 2), images_per_s=round(seen / elapsed, 1),
+        data=data.describe(), checkpoint=out / CHECKPOINT_NAME)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, module_tensors("classifier", model), {
+        "kind": "evaluator", "arch": "digit-cnn", "model": ccfg.to_dict(),
+        "train": {**asdict(cfg), "out": str(out), "force": False,
+                  "data_dir": str(cfg.data_dir) if cfg.data_dir else None},
+        "data": data.provenance(), "heldout_accuracy": result.heldout_accuracy,
+        "per_label_accuracy": per_label, "epoch": epoch, "step": step,
+        "edgegen_version": __version__, "torch_version": torch.__version__,
+    })
+    atomic_write_text(out / "result.json", result.to_json() + "\n")
+    return result
+
+
+# --------------------------------------------------------------------------- use
+
+def find_evaluator(explicit: str | Path | None, run_dir: str | Path) -> Path | None:
+    """The evaluator run to use: ``explicit`` (which must hold a checkpoint), else the
+    ``evaluator`` folder beside ``run_dir`` when there is one, else None."""
+    if explicit is not None:
+        if not (Path(explicit) / CHECKPOINT_NAME).is_file():
+            raise CheckpointError(f"--evaluator {explicit} holds no {CHECKPOINT_NAME}; "
+                                  "train one with `edgegen train-evaluator`")
+        return Path(explicit)
+    default = Path(run_dir).parent / "evaluator"
+    return default if (default / CHECKPOINT_NAME).is_file() else None
+
+
+def load_evaluator(run: str | Path, device: Any = "cpu") -> Any:
+    """The evaluator of ``run`` (a ``DigitClassifier``) in eval mode."""
+    from edgegen.models.classifier import DigitClassifier
+
+    info, tensors = load_checkpoint(run)
+    if info.get("kind") != "evaluator":
+        raise CheckpointError(f"{run} holds a {info.get('kind')!r} run, not an evaluator; "
+                              "train one with `edgegen train-evaluator`")
+    known = ClassifierConfig.__dataclass_fields__
+    model = DigitClassifier(ClassifierConfig(**{k: v for k, v in info["model"].items()
+                                                if k in known}))
+    load_module("classifier", model, tensors, run)
+    return model.to(device).eval()
+
+
+def predict(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1000
+            ) -> np.ndarray:
+    """Predicted digits for float32 ``[N, 1, 28, 28]`` images in [-1, 1]."""
+    return classify(model, images, device, batch)[0].argmax(1)
+
+
+def classify(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1000
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities ``[N, 10]``, features ``[N, F]``) of float32 images in [-1, 1]."""
+    import torch
+
+    probs, feats = [], []
+    with torch.no_grad():
+        for s in range(0, len(images), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(images[s:s + batch])).to(device)
+            f = model.features(xb)
+            probs.append(torch.softmax(model.head(f), 1).cpu().numpy())
+            feats.append(f.cpu().numpy())
+    if not probs:
+        return np.zeros((0, 10), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(probs), np.concatenate(feats)
+
+
+def generator_fidelity(generator: Any, evaluator: Any, z_dim: int, n: int, seed: int,
+                       device: Any = "cpu") -> dict[str, Any]:
+    """Share of ``n`` generated samples (labels balanced) the evaluator calls the asked digit."""
+    labels = np.arange(n) % 10
+    images = sample_images(generator, z_dim, labels, seed, device)
+    pred = predict(evaluator, images, device)
+    hit = pred == labels
+    p = float(hit.mean())
+    half = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
+    return {"fidelity": p, "ci95": [max(0.0, p - half), min(1.0, p + half)], "samples": n,
+            "seed": seed, "per_label": [float(hit[labels == d].mean()) for d in range(10)]}
+
+
+__all__ = ["EvaluatorConfig", "EvaluatorResult", "classify", "find_evaluator",
+           "generator_fidelity",
+           "load_evaluator", "predict", "train_evaluator"]

@@ -1,0 +1,412 @@
+"""``edgegen train``: train a class-conditional generator, reproducibly and resumably.
+
+``train(TrainConfig) -> TrainResult``. A run folder holds ``checkpoint.safetensors`` (weights,
+optimizer state and the run description), ``config.json``, ``metrics.jsonl`` and
+``samples/epoch_NNNN.png``. The same seed, machine and steps give bitwise identical weights:
+the data order and noise of epoch ``e`` come from generators seeded by ``(seed, e)``, and a
+checkpoint taken in the middle of an epoch stores the position and the generator states.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgegen import __version__
+from edgegen.models.config import ARCHITECTURES, ModelConfig, model_config
+from edgegen.runtime.errors import CheckpointError, ConfigError, require_positive
+from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.report import Report
+from edgegen.training.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    load_module,
+    load_optimizer,
+    module_tensors,
+    optimizer_tensors,
+    read_info,
+    save_checkpoint,
+)
+from edgegen.training.torch_utils import sample_images, seed_for, setup_torch
+
+DEFAULT_ARCH = "cdcgan"
+# Sound defaults per architecture: Adam 2e-4, betas (0.5, 0.999) for the GANs (Radford et al.).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cdcgan": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs": 30},
+    "cmlp": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs": 60},
+    "cvae": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epochs": 30},
+}
+REAL_TARGET = 0.9  # one-sided label smoothing for the discriminator's real targets
+SAMPLE_SEED = 7  # the fixed latent of the per-epoch sample grids
+FIDELITY_SEED = 2026
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out: Path = Path("runs/cdcgan")
+    arch: str | None = None  # None: cdcgan for a new run, the checkpoint's for --resume
+    epochs: int | None = None  # total epochs; None: the architecture's default (unless
+    max_steps: int | None = None  # ... another budget is given)
+    max_minutes: float | None = None  # total training time, summed over resumes
+    batch_size: int = 64
+    lr: float | None = None  # None: the architecture's default
+    beta1: float | None = None
+    beta2: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    data_dir: Path | None = None
+    download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
+    z_dim: int | None = None
+    width: int | None = None
+    aux_weight: float = 1.0  # cdcgan: weight of the discriminator's auxiliary class loss
+    ema_decay: float = 0.999  # GANs: exponential moving average of the generator (0: off)
+    evaluator: Path | None = None  # None: <out>/../evaluator when it exists
+    fidelity_samples: int = 1000
+    threads: int | None = None
+    resume: bool = False
+    log_every: int = 50
+    force: bool = False  # a new run may replace an existing run folder
+
+
+@dataclass
+class TrainResult(Report):
+    out: Path
+    arch: str
+    epoch: int  # completed epochs
+    step: int
+    stopped_by: str
+    elapsed_s: float
+    images_per_s: float
+    last_losses: dict[str, float]
+    data: str
+    checkpoint: Path
+    fidelity: dict[str, Any] | None = None
+    samples: list[Path] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- config checks
+
+def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """Validate ``cfg``; for a resume, merge it with the stored config. Returns (cfg, info)."""
+    require_positive(cfg, "epochs", "max_steps", "max_minutes", "batch_size", "fidelity_samples",
+                     "lr")
+    if cfg.arch is not None and cfg.arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {cfg.arch!r}; expected one of "
+                          f"{', '.join(ARCHITECTURES)}")
+    if not cfg.resume:
+        arch = cfg.arch or DEFAULT_ARCH
+        d = ARCH_DEFAULTS[arch]
+        epochs = cfg.epochs
+        if epochs is None and cfg.max_steps is None and cfg.max_minutes is None:
+            epochs = d["epochs"]
+        return replace(cfg, arch=arch, epochs=epochs, lr=cfg.lr or d["lr"],
+                       beta1=d["beta1"] if cfg.beta1 is None else cfg.beta1,
+                       beta2=d["beta2"] if cfg.beta2 is None else cfg.beta2), None
+
+    info = read_info(cfg.out)
+    if info.get("kind") != "generator":
+        raise CheckpointError(f"{cfg.out} holds a {info.get('kind')!r} run, not a generator; "
+                              "resume it with the command that made it")
+    stored = info["train"]
+    if cfg.arch is not None and cfg.arch != stored["arch"]:
+        raise ConfigError(f"{cfg.out} was trained with --arch {stored['arch']}, not {cfg.arch}; "
+                          f"drop --arch or pass --arch {stored['arch']} to resume it")
+    # Everything that shapes the run comes from the checkpoint; only budgets, device, evaluator,
+    # threads and logging may change on resume.
+    budgets = {k: getattr(cfg, k) for k in ("epochs", "max_steps", "max_minutes")}
+    if all(v is None for v in budgets.values()):
+        budgets = {k: stored[k] for k in budgets}
+    merged = TrainConfig(**{
+        **{k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__},
+        **budgets, "out": cfg.out, "resume": True, "device": cfg.device,
+        "evaluator": cfg.evaluator, "threads": cfg.threads, "log_every": cfg.log_every,
+        "data_dir": Path(stored["data_dir"]) if stored.get("data_dir") else None,
+    })
+    return merged, info
+
+
+# --------------------------------------------------------------------------- the stage
+
+def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResult:
+    """Train (or resume) a generator run as ``cfg`` says; see the module docstring."""
+    import torch
+
+    from edgegen.models.registry import build_models
+    from edgegen.training.data import load_mnist, to_tensor_range
+
+    emit = on_progress or (lambda event: None)
+    cfg, info = _resolve(cfg)
+    out = Path(cfg.out)
+    if not cfg.resume and (out / CHECKPOINT_NAME).exists() and not cfg.force:
+        raise ConfigError(f"{out} already holds a run; continue it with `edgegen train --resume "
+                          f"{out}`, pick another --out, or pass --force to start over")
+    device = setup_torch(cfg.device, cfg.threads)
+
+    data = load_mnist(cfg.data_dir, download=cfg.download)
+    emit({"kind": "note", "text": data.describe()})
+    x_all = torch.from_numpy(to_tensor_range(data.train_images)).to(device)  # [N, 1, 28, 28]
+    y_all = torch.from_numpy(data.train_labels).to(device)  # [N]
+    n_batches = len(y_all) // cfg.batch_size
+    if n_batches == 0:
+        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the "
+                          f"{len(y_all)} training digits")
+
+    assert cfg.arch is not None
+    mcfg = (ModelConfig.from_dict(info["model"]) if info else
+            model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width))
+    torch.manual_seed(cfg.seed)  # initial weights
+    nets = {k: v.to(device) for k, v in build_models(mcfg).items()}
+    opts = {k: torch.optim.Adam(v.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+            for k, v in nets.items()}
+    # The GANs keep an exponential moving average of the generator's weights; it draws the
+    # sample grids, is measured, and is what gets exported (BatchNorm statistics are copied).
+    ema = (copy.deepcopy(nets["generator"]).eval().requires_grad_(False)
+           if cfg.arch != "cvae" and cfg.ema_decay > 0 else None)
+    state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "images": 0}
+    rng_states: dict[str, Any] = {}
+    if info:
+        _, tensors = load_checkpoint(out)
+        for k, net in nets.items():
+            load_module(k, net, tensors, out)
+        if ema is not None:
+            load_module("generator_ema", ema, tensors, out)
+        for k, opt in opts.items():
+            load_optimizer(f"optim.{k}", opt, tensors, info["optim_groups"][k])
+        state.update({k: info[k] for k in state})
+        rng_states = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+        _truncate_metrics(out / "metrics.jsonl", state["step"])
+        emit({"kind": "note", "text": f"resuming {out} at epoch {state['epoch']}, batch "
+                                      f"{state['batch']}, step {state['step']}"})
+    elif out.exists() and cfg.force:
+        for stale in ("metrics.jsonl", CHECKPOINT_NAME):
+            (out / stale).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    run_cfg = {**asdict(cfg), "out": str(out), "resume": False, "force": False,
+               "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "evaluator": None}
+    step_fn = _vae_step if cfg.arch == "cvae" else _gan_step
+
+    def snapshot(finished: bool) -> Path:
+        tensors = {}
+        groups = {}
+        for k, net in nets.items():
+            tensors.update(module_tensors(k, net))
+        if ema is not None:
+            tensors.update(module_tensors("generator_ema", ema))
+        for k, opt in opts.items():
+            flat, groups[k] = optimizer_tensors(f"optim.{k}", opt)
+            tensors.update(flat)
+        for k, v in rng_states.items():
+            tensors[f"rng.{k}"] = v
+        return save_checkpoint(out, tensors, {
+            "kind": "generator", "arch": cfg.arch, "model": mcfg.to_dict(), "train": run_cfg,
+            "data": data.provenance(), "optim_groups": groups, "finished": finished,
+            **state, "edgegen_version": __version__, "torch_version": torch.__version__,
+            "python": platform.python_version(), "saved_at": time.time(),
+        })
+
+    total_steps = _total_steps(cfg, n_batches)
+    emit({"kind": "start", "total_steps": total_steps, "step": state["step"],
+          "arch": cfg.arch, "batches_per_epoch": n_batches})
+    t_start, budget_s = time.perf_counter(), (cfg.max_minutes or math.inf) * 60.0
+    elapsed0, images0 = state["elapsed_s"], state["images"]
+    losses: dict[str, float] = {}
+    samples: list[Path] = []
+    stopped_by = ""
+    ckpt = out / CHECKPOINT_NAME
+    while not stopped_by:
+        if cfg.epochs is not None and state["epoch"] >= cfg.epochs:
+            stopped_by = "epochs"
+            break
+        e = state["epoch"]
+        perm = torch.from_numpy(
+            np.random.default_rng(seed_for(cfg.seed, e, 0)).permutation(len(y_all))).to(device)
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed_for(cfg.seed, e, 1))
+        torch.manual_seed(seed_for(cfg.seed, e, 2))  # dropout in the discriminators
+        if state["batch"] and rng_states:  # mid-epoch resume: restore the exact streams
+            gen.set_state(rng_states["noise"])
+            torch.set_rng_state(rng_states["global"])
+        for b in range(state["batch"], n_batches):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            losses = step_fn(nets, opts, x_all[idx], y_all[idx], gen, mcfg, cfg)
+            if ema is not None:
+                _update_ema(ema, nets["generator"], cfg.ema_decay, state["step"])
+            state["step"] += 1
+            state["batch"] = b + 1
+            state["images"] += cfg.batch_size
+            state["elapsed_s"] = elapsed0 + time.perf_counter() - t_start
+            ips = (state["images"] - images0) / max(time.perf_counter() - t_start, 1e-9)
+            if state["step"] % cfg.log_every == 0 or b == n_batches - 1:
+                _append_metrics(out, {"step": state["step"], "epoch": e, **losses,
+                                      "images_per_s": round(ips, 1),
+                                      "elapsed_s": round(state["elapsed_s"], 2)})
+            emit({"kind": "step", "step": state["step"], "epoch": e, "losses": losses,
+                  "images_per_s": ips})
+            if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+                stopped_by = "max_steps"
+            elif state["elapsed_s"] >= budget_s:
+                stopped_by = "max_minutes"
+            if stopped_by and state["batch"] < n_batches:
+                rng_states = {"noise": gen.get_state(), "global": torch.get_rng_state()}
+                ckpt = snapshot(finished=True)
+                break
+        if state["batch"] == n_batches:  # epoch complete
+            state["epoch"] += 1
+            state["batch"] = 0
+            rng_states = {}
+            shown = ema if ema is not None else nets["generator"]
+            samples.append(_sample_grid(shown, mcfg, out, state["epoch"], device))
+            ckpt = snapshot(finished=bool(stopped_by) or state["epoch"] == cfg.epochs)
+            emit({"kind": "epoch", "epoch": state["epoch"], "losses": losses})
+
+    elapsed = state["elapsed_s"] - elapsed0
+    result = TrainResult(
+        out=out, arch=cfg.arch, epoch=state["epoch"], step=state["step"], stopped_by=stopped_by,
+        elapsed_s=round(elapsed, 2),
+        images_per_s=round((state["images"] - images0) / elapsed, 1) if elapsed > 0 else 0.0,
+        last_losses=losses, data=data.describe(), checkpoint=ckpt, samples=samples)
+
+    from edgegen.training.evaluator import find_evaluator
+
+    evaluator = find_evaluator(cfg.evaluator, out)
+    if evaluator is not None:
+        from edgegen.training.evaluator import generator_fidelity, load_evaluator
+
+        clf = load_evaluator(evaluator, device=device)
+        measured = ema if ema is not None else nets["generator"]
+        result.fidelity = generator_fidelity(measured, clf, mcfg.z_dim, cfg.fidelity_samples,
+                                             FIDELITY_SEED, device)
+        result.fidelity["evaluator"] = str(evaluator)
+        _append_metrics(out, {"step": state["step"], "event": "fidelity", **result.fidelity})
+        emit({"kind": "note", "text": f"label fidelity {result.fidelity['fidelity']:.2%} on "
+                                      f"{result.fidelity['samples']} samples (evaluator "
+                                      f"{evaluator})"})
+    atomic_write_text(out / "result.json", result.to_json() + "\n")
+    return result
+
+
+def _total_steps(cfg: TrainConfig, n_batches: int) -> int | None:
+    bounds = []
+    if cfg.epochs is not None:
+        bounds.append(cfg.epochs * n_batches)
+    if cfg.max_steps is not None:
+        bounds.append(cfg.max_steps)
+    return min(bounds) if bounds else None
+
+
+# --------------------------------------------------------------------------- steps
+
+def _update_ema(ema: Any, live: Any, decay: float, step: int) -> None:
+    """``ema = d * ema + (1 - d) * live`` with a warm-up so early averages are not stale."""
+    import torch
+
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, pl in zip(ema.parameters(), live.parameters()):
+            pe.lerp_(pl, 1 - d)
+        for be, bl in zip(ema.buffers(), live.buffers()):
+            be.copy_(bl)
+
+
+def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
+              cfg: TrainConfig) -> dict[str, float]:
+    """One discriminator step on real + detached fakes, then one generator step."""
+    import torch
+    import torch.nn.functional as F
+
+    G, D = nets["generator"], nets["discriminator"]
+    G.train()
+    D.train()
+    b = x.shape[0]
+    z = torch.randn(b, mcfg.z_dim, generator=gen, device=x.device)
+    y_fake = torch.randint(0, mcfg.n_classes, (b,), generator=gen, device=x.device)
+    fake = G(z, y_fake)  # [B, 1, 28, 28]
+
+    adv_real, cls_real = D(x, y)
+    adv_fake, _ = D(fake.detach(), y_fake)
+    loss_d = (F.binary_cross_entropy_with_logits(adv_real, torch.full_like(adv_real, REAL_TARGET))
+              + F.binary_cross_entropy_with_logits(adv_fake, torch.zeros_like(adv_fake)))
+    if cls_real is not None and cfg.aux_weight:
+        loss_d = loss_d + cfg.aux_weight * F.cross_entropy(cls_real, y)
+    opts["discriminator"].zero_grad(set_to_none=True)
+    loss_d.backward()
+    opts["discriminator"].step()
+
+    adv_fake, cls_fake = D(fake, y_fake)
+    loss_g = F.binary_cross_entropy_with_logits(adv_fake, torch.ones_like(adv_fake))
+    if cls_fake is not None and cfg.aux_weight:
+        loss_g = loss_g + cfg.aux_weight * F.cross_entropy(cls_fake, y_fake)
+    opts["generator"].zero_grad(set_to_none=True)
+    loss_g.backward()
+    opts["generator"].step()
+    return {"loss_d": round(loss_d.item(), 5), "loss_g": round(loss_g.item(), 5)}
+
+
+def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
+              cfg: TrainConfig) -> dict[str, float]:
+    """ELBO step: Bernoulli reconstruction (sigmoid(2a) = (tanh(a) + 1) / 2) + KL."""
+    import torch
+    import torch.nn.functional as F
+
+    enc, dec = nets["encoder"], nets["generator"]
+    enc.train()
+    dec.train()
+    mu, logvar = enc(x, y)  # [B, z_dim] each
+    eps = torch.randn(mu.shape, generator=gen, device=x.device)
+    z = mu + eps * torch.exp(0.5 * logvar)
+    a = dec.logits(z, y)  # [B, 1, 28, 28]
+    b = x.shape[0]
+    recon = F.binary_cross_entropy_with_logits(2 * a, (x + 1) / 2, reduction="sum") / b
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / b
+    loss = recon + kl
+    for opt in opts.values():
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in opts.values():
+        opt.step()
+    return {"loss": round(loss.item(), 4), "recon": round(recon.item(), 4),
+            "kl": round(kl.item(), 4)}
+
+
+# --------------------------------------------------------------------------- artefacts
+
+def _sample_grid(generator: Any, mcfg: ModelConfig, out: Path, epoch: int, device: Any) -> Path:
+    """One row per label, ten samples each, from the same latents every epoch."""
+    from edgegen.runtime.postprocess import to_uint8
+    from edgegen.training.images import save_grid
+
+    labels = np.repeat(np.arange(mcfg.n_classes), 10)
+    imgs = sample_images(generator, mcfg.z_dim, labels, SAMPLE_SEED, device)
+    return save_grid(to_uint8(imgs[:, 0]), out / "samples" / f"epoch_{epoch:04d}.png", nrow=10)
+
+
+def _append_metrics(out: Path, row: dict[str, Any]) -> None:
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by kill -9
+            continue
+        if row.get("step", 0) <= step:
+            keep.append(line)
+    atomic_write_text(path, "".join(k + "\n" for k in keep))

@@ -1,0 +1,79 @@
+"""The house rules of docs/ARCHITECTURE.md, checked on the code as it is.
+
+import-linter (``lint-imports``, run by ``make test``) enforces the layers, the torch-free runtime
+and the absence of import circles; these tests add what its contracts cannot say: the runtime's
+*complete* list of third-party imports, no module reaching into another's private names, and
+that the contracts themselves hold.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_MAY_IMPORT = {"numpy", "onnxruntime"}  # besides the standard library and itself
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph("edgegen", include_external_packages=True, cache_dir=None)
+
+
+def test_the_runtime_imports_only_numpy_onnxruntime_and_the_standard_library(
+        graph: grimp.ImportGraph) -> None:
+    outside = set()
+    for module in graph.find_descendants("edgegen.runtime") | {"edgegen.runtime"}:
+        for imported in graph.find_modules_directly_imported_by(module):
+            top = imported.split(".")[0]
+            if imported.startswith("edgegen.runtime") or top in sys.stdlib_module_names:
+                continue
+            if top not in RUNTIME_MAY_IMPORT:
+                outside.add(f"{module} -> {imported}")
+    assert not outside, sorted(outside)
+
+
+def test_no_import_circle_anywhere_in_the_package(graph: grimp.ImportGraph) -> None:
+    """Module by module (lazy imports inside functions included), not only between siblings."""
+    modules = {m for m in graph.modules if m.startswith("edgegen")}
+    for module in sorted(modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported in modules and imported != module:
+                back = graph.find_shortest_chain(importer=imported, imported=module)
+                assert back is None, f"circle: {module} -> {' -> '.join(back or [])}"
+
+
+def _python_files() -> list[Path]:
+    """The package's source files, each once (edgegen/export etc. are symlinks: not followed)."""
+    folders = [ROOT / "edgegen", ROOT / "export", ROOT / "benchmarks", ROOT / "cli"]
+    return sorted(Path(d) / f for folder in folders for d, _, files in os.walk(folder)
+                  for f in files if f.endswith(".py") and "scripts" not in Path(d).parts)
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    offenders = []
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edgegen"):
+                private = [a.name for a in node.names if a.name.startswith("_")
+                           and not a.name.startswith("__")]
+                if private:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports "
+                                     f"{', '.join(private)} from {node.module}")
+    assert not offenders, offenders
+
+
+def test_import_linter_contracts_hold() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    if not lint.exists():
+        pytest.skip("import-linter is not installed (pip install -e .[dev])")
+    proc = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgegen.runtime.errors import CheckpointError, ConfigError
+from edgegen.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_info
+from edgegen.training.train import TrainConfig, train
+
+
+def _cfg(out: Path, data: Path, **kw) -> TrainConfig:
+    base = {"out": out, "width": 8, "data_dir": data, "batch_size": 32}
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run)[1]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_gives_bitwise_identical_weights(tmp_path: Path, idx_dir: Path) -> None:
+    train(_cfg(tmp_path / "a", idx_dir, max_steps=4, seed=3))
+    train(_cfg(tmp_path / "b", idx_dir, max_steps=4, seed=3))
+    train(_cfg(tmp_path / "c", idx_dir, max_steps=4, seed=4))
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    assert not _same(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("arch", ["cdcgan", "cmlp", "cvae"])
+def test_resume_mid_epoch_and_across_epochs_is_exact(tmp_path: Path, idx_dir: Path,
+                                                     arch: str) -> None:
+    # 800 digits / batch 32 = 25 steps per epoch; stop at step 10 (mid-epoch), then at 30.
+    straight = train(_cfg(tmp_path / "straight", idx_dir, arch=arch, max_steps=30))
+    first = train(_cfg(tmp_path / "split", idx_dir, arch=arch, max_steps=10))
+    assert first.stopped_by == "max_steps" and first.step == 10 and first.epoch == 0
+    resumed = train(TrainConfig(out=tmp_path / "split", resume=True, max_steps=30))
+    assert resumed.step == 30 and resumed.epoch == 1 and straight.epoch == 1
+    assert _same(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
+    steps = [json.loads(x)["step"] for x in
+             (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))
+
+
+def test_run_folder_describes_itself(tmp_path: Path, idx_dir: Path) -> None:
+    res = train(_cfg(tmp_path / "r", idx_dir, epochs=1))
+    info = read_info(tmp_path / "r")
+    assert info["kind"] == "generator" and info["arch"] == "cdcgan"
+    assert info["train"]["seed"] == 0 and info["epoch"] == 1 and info["step"] == 25
+    assert info["data"]["source"] == "idx-folder"
+    assert json.loads((tmp_path / "r" / "config.json").read_text()) == info
+    assert (tmp_path / "r" / "samples" / "epoch_0001.png").stat().st_size > 1000
+    assert res.samples == [tmp_path / "r" / "samples" / "epoch_0001.png"]
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 25 and rows[-1]["images_per_s"] > 0
+    assert not list((tmp_path / "r").glob(".*tmp"))  # no temporary files left behind
+
+
+def test_fidelity_is_reported_when_an_evaluator_exists(tiny_run: Path) -> None:
+    res = json.loads((tiny_run / "result.json").read_text())
+    fid = res["fidelity"]
+    assert fid["samples"] == 100 and 0.0 <= fid["fidelity"] <= 1.0
+    assert len(fid["per_label"]) == 10 and fid["ci95"][0] <= fid["fidelity"] <= fid["ci95"][1]
+
+
+def test_a_crash_while_saving_leaves_the_good_checkpoint(tmp_path: Path, idx_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    out = tmp_path / "r"
+    train(_cfg(out, idx_dir, max_steps=2))
+    good = (out / CHECKPOINT_NAME).read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt  # what kill -9 looks like from inside the write: it stops
+
+    monkeypatch.setattr("edgegen.runtime.fileio.os.replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=out, resume=True, max_steps=4))
+    assert (out / CHECKPOINT_NAME).read_bytes() == good
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"arch": "gan9000"}, "unknown architecture 'gan9000'"),
+    ({"epochs": 0}, "--epochs must be positive"),
+    ({"max_steps": -3}, "--max-steps must be positive"),
+    ({"max_minutes": 0.0}, "--max-minutes must be positive"),
+    ({"device": "tpu"}, "--device must be cpu or cuda"),
+])
+def test_bad_configs(tmp_path: Path, idx_dir: Path, kw: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        train(_cfg(tmp_path / "x", idx_dir, **kw))
+
+
+def test_resume_errors(tmp_path: Path, idx_dir: Path) -> None:
+    train(_cfg(tmp_path / "r", idx_dir, max_steps=1))
+    with pytest.raises(ConfigError, match="trained with --arch cdcgan, not cvae"):
+        train(TrainConfig(out=tmp_path / "r", resume=True, arch="cvae"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        train(TrainConfig(out=tmp_path / "empty", resume=True))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(_cfg(tmp_path / "r", idx_dir, max_steps=1))
+
+
+def test_cuda_asked_for_but_absent(tmp_path: Path, idx_dir: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="--device cuda was asked for"):
+        train(_cfg(tmp_path / "r", idx_dir, device="cuda", max_steps=1))
