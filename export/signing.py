@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edgegen.runtime import interrupts
 from edgegen.runtime.bundle import SIGNATURE, load_bundle
-from edgegen.runtime.errors import ConfigError
+from edgegen.runtime.errors import BundleError, ConfigError
 from edgegen.runtime.report import Report
 from edgegen.runtime.signature import hashing_config, model_signing
 
@@ -53,6 +53,8 @@ def check_private_key(key: str | Path, option: str = "--key") -> Path:
 def sign_bundle(root: str | Path, key: str | Path, *, check: bool = True) -> SignResult:
     """Write ``root/bundle.sig`` over every file of ``root`` (see the module docstring)."""
     root = Path(root)
+    if not root.is_dir():
+        raise BundleError(f"{root} is not a folder: expected a bundle made by `edgegen export`")
     key = check_private_key(key)
     bundle = load_bundle(root) if check else None
     ms = model_signing()

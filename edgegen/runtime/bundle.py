@@ -369,6 +369,9 @@ def replace_refusal(path: str | Path) -> str | None:
     entries = list(path.iterdir())
     if not entries:
         return None
+    if not os.path.lexists(path / MANIFEST):
+        return (f"it is not an edgegen bundle (no {MANIFEST}; it holds "
+                f"{sorted(e.name for e in entries)[0]}…)")
     try:
         data = _read_regular(path, MANIFEST, limit=MAX_BYTES + 1)
         manifest = parse_manifest(data, path / MANIFEST)

@@ -1,4 +1,4 @@
-"""Serve the browser example: ``python examples/web/serve.py BUNDLE [--port 8000] [--public-key PEM]``.
+"""Serve the browser example: ``python examples/web/serve.py BUNDLE [--port N] [--public-key K]``.
 
 Serves ``examples/`` (the page under ``/web/``, the shared JavaScript under ``/js/``,
 onnxruntime-web and ajv from ``/web/node_modules/``), the bundle under ``/bundle/``, the one JSON

@@ -49,7 +49,7 @@ def test_clean_stale_removes_dead_writers_only_and_restores_a_moved_aside_bundle
     clean_stale(tmp_path / "b")
     assert (tmp_path / "b" / "manifest.json").read_text() == "the previous bundle"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [".b.partial-%d-live" % os.getpid(), f".r.json.tmp-{DEAD}-x.tmp",
+        [f".b.partial-{os.getpid()}-live", f".r.json.tmp-{DEAD}-x.tmp",
          f".c.partial-{DEAD}-abc", "b"])
     atomic_write_text(tmp_path / "r.json", "{}")
     assert not (tmp_path / f".r.json.tmp-{DEAD}-x.tmp").exists()

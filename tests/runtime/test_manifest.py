@@ -8,6 +8,7 @@ tests/cli/test_bundle_safety_cli.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import shutil
@@ -230,10 +231,8 @@ def test_fuzzed_manifests_pass_or_raise_bundle_error(fuzz_bundle: Path,
     else:
         node[path[-1]] = data.draw(JSON)
     (fuzz_bundle / "manifest.json").write_text(json.dumps(m))
-    try:
+    with contextlib.suppress(BundleError):  # anything else fails the test
         load_bundle(fuzz_bundle)
-    except BundleError:
-        pass
 
 
 ORIGINAL: dict[Path, bytes] = {}
