@@ -43,8 +43,9 @@ def _probe_provider(cfg: BenchConfig, bundle: Any, variant: str, threads: int) -
     not load (TensorRT without libnvinfer, CUDA without cuDNN) is a ProviderError (exit 2)
     before anything is timed, not a table of failures."""
     if cfg.provider != "cpu":
-        make_session(bundle.model_path(variant, cfg.provider),
-                     replace(session_spec(cfg, bundle, threads, variant), cuda_graph=False))
+        make_session(bundle.model_bytes(variant, cfg.provider),
+                     replace(session_spec(cfg, bundle, threads, variant), cuda_graph=False),
+                     name=str(bundle.model_path(variant, cfg.provider)))
 
 
 def _fidelity(bundle: Any, eval_report: Path | None) -> dict[str, tuple[float, str]]:
@@ -88,8 +89,7 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t_start = time.perf_counter()
     gpu = cfg.provider != "cpu"
-    flops = count_flops(bundle.variant_path("fp32") if "fp32" in bundle.variants
-                        else bundle.variant_path(variants[0]))
+    flops = count_flops(bundle.model_bytes("fp32" if "fp32" in bundle.variants else variants[0]))
     report = BenchReport(
         bundle=Path(cfg.bundle), provider=cfg.provider, scenario=cfg.scenario,
         config=_config_dict(cfg), machine=machine_info(gpu=gpu), versions=versions(),

@@ -117,11 +117,15 @@ def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
     return 0
 
 
-def count_flops(model: str | Path | Any, batch: int = 1) -> FlopCount:
-    """Dense FLOPs of an ONNX model (path or ModelProto) at ``batch``; see the module doc."""
+def count_flops(model: str | Path | bytes | Any, batch: int = 1) -> FlopCount:
+    """Dense FLOPs of an ONNX model (path, serialized bytes or ModelProto) at ``batch``; see the
+    module doc."""
     import onnx
 
-    proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
+    if isinstance(model, bytes):
+        proto = onnx.load_model_from_string(model)
+    else:
+        proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
     pinned = _pin_batch(proto, batch)
     shapes = _shapes(pinned)
     count = FlopCount(batch=batch, total=0)

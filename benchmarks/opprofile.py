@@ -16,7 +16,7 @@ import numpy as np
 from edgegen.runtime.providers import ProviderSpec, kernel_times, profile_events
 
 
-def op_profile(model: Path, spec: ProviderSpec, feeds: dict[str, np.ndarray],
+def op_profile(model: Path | bytes, spec: ProviderSpec, feeds: dict[str, np.ndarray],
                runs: int = 20) -> dict[str, Any]:
     """Median kernel time per node over ``runs`` profiled runs, summed per op type."""
     per_node: dict[tuple[str, str], list[float]] = {}

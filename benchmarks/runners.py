@@ -125,10 +125,11 @@ def ort_settings(spec: ProviderSpec, io_binding: bool) -> dict[str, Any]:
     return s
 
 
-def ort_edgegen(path: Path, spec: ProviderSpec, inputs: Inputs, *, variant: str,
+def ort_edgegen(model: Path | bytes, spec: ProviderSpec, inputs: Inputs, *, variant: str,
                 io_binding: bool, kind: str = "edgegen", key: str | None = None) -> Contender:
+    """``model``: a bundle model's checked bytes (``Bundle.model_bytes``) or a path."""
     t0 = time.perf_counter_ns()
-    session = make_session(path, spec)
+    session = make_session(model, spec)
     create_s = (time.perf_counter_ns() - t0) / 1e9
     bound = _bound_call(session, spec, inputs) if io_binding else None
     return Contender(key=key or f"{kind}/{variant}/{spec.name}", kind=kind, variant=variant,
@@ -163,11 +164,11 @@ def _bound_call(session: Any, spec: ProviderSpec, inputs: Inputs) -> Callable[[]
     return call
 
 
-def ort_default(path: Path, provider: str, inputs: Inputs, *, variant: str = "fp32"
+def ort_default(model: Path | bytes, provider: str, inputs: Inputs, *, variant: str = "fp32"
                 ) -> Contender:
     """ONNX Runtime as a user runs it first: default session options, the provider's defaults."""
     t0 = time.perf_counter_ns()
-    session = make_session(path, ProviderSpec(name=provider, plain=True))
+    session = make_session(model, ProviderSpec(name=provider, plain=True))
     create_s = (time.perf_counter_ns() - t0) / 1e9
     return Contender(key=f"ort-default/{variant}/{provider}", kind="ort-default",
                      variant=variant, provider=provider, batch=inputs.batch,
@@ -188,7 +189,8 @@ def torch_peer(bundle: Bundle, inputs: Inputs, *, device: str, threads: int,
         raise PeerUnavailable("PyTorch here has no CUDA device for the CUDA peer")
     torch.set_num_threads(threads)
     t0 = time.perf_counter_ns()
-    gen, _ = load_generator(checkpoint)
+    recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
+    gen, _ = load_generator(checkpoint, sha256=recorded)
     gen = gen.to(device)
     fn = torch.compile(gen) if compile_ else gen
     z = torch.from_numpy(inputs.z).to(device)
@@ -225,7 +227,7 @@ def openvino_available() -> str | None:
     return None
 
 
-def openvino_peer(path: Path, inputs: Inputs, *, threads: int, variant: str = "fp32"
+def openvino_peer(model: Path | bytes, inputs: Inputs, *, threads: int, variant: str = "fp32"
                   ) -> Contender:
     """OpenVINO on CPU, pinned to f32 inference: on CPUs with AMX or AVX-512 BF16 it would
     otherwise pick bf16 by itself, and the comparison would no longer be at equal precision."""
@@ -236,12 +238,12 @@ def openvino_peer(path: Path, inputs: Inputs, *, threads: int, variant: str = "f
 
     t0 = time.perf_counter_ns()
     core = ov.Core()
-    model = core.read_model(str(path))
-    names = [p.get_any_name() for p in model.inputs]
-    model.reshape({names[0]: list(inputs.z.shape), names[1]: list(inputs.label.shape)})
+    graph = core.read_model(model if isinstance(model, bytes) else str(model))
+    names = [p.get_any_name() for p in graph.inputs]
+    graph.reshape({names[0]: list(inputs.z.shape), names[1]: list(inputs.label.shape)})
     config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
               "PERFORMANCE_HINT": "LATENCY"}
-    compiled = core.compile_model(model, "CPU", config)
+    compiled = core.compile_model(graph, "CPU", config)
     request = compiled.create_infer_request()
     feeds = {names[0]: inputs.z, names[1]: inputs.label}
     create_s = (time.perf_counter_ns() - t0) / 1e9
@@ -266,7 +268,7 @@ def builders(cfg: BenchConfig, bundle: Bundle, variants: list[str], peers: list[
         if server:
             spec = replace(spec, cuda_graph=False)
         out.append((f"edgegen/{v}/{cfg.provider}", "edgegen",
-                    lambda v=v, spec=spec: ort_edgegen(bundle.model_path(v, cfg.provider),
+                    lambda v=v, spec=spec: ort_edgegen(bundle.model_bytes(v, cfg.provider),
                                                        spec, inputs, variant=v,
                                                        io_binding=cfg.io_binding and not server)))
     if cfg.tune and cfg.provider == "cpu" and not server:
@@ -276,9 +278,9 @@ def builders(cfg: BenchConfig, bundle: Bundle, variants: list[str], peers: list[
                 spec = ProviderSpec(intra_op_threads=t, spinning=spin)
                 out.append((key, "tuned",
                             lambda spec=spec, key=key: ort_edgegen(
-                                bundle.variant_path("fp32"), spec, inputs, variant="fp32",
+                                bundle.model_bytes("fp32"), spec, inputs, variant="fp32",
                                 io_binding=False, kind="tuned", key=key)))
-    fp32 = bundle.variant_path("fp32")
+    fp32 = bundle.model_bytes("fp32")  # checked against the manifest, read once
     device = "cpu" if cfg.provider == "cpu" else "cuda"
     for p in peers:
         if p in ("torch", "torch-compile"):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 
 from edgegen import __version__
+from edgegen.runtime import interrupts
 
 app = typer.Typer(
     name="edgegen",
@@ -31,10 +34,10 @@ def _root(
 
 
 def _register() -> None:
-    from edgegen.cli import bench, demo, export, train, verify
+    from edgegen.cli import bench, demo, export, sign, train, verify
     from edgegen.cli import eval as eval_
 
-    for module in (train, export, verify, eval_, bench, demo):
+    for module in (train, export, sign, verify, eval_, bench, demo):
         module.register(app)
 
 
@@ -42,4 +45,13 @@ _register()
 
 
 def main() -> None:
-    app()
+    """The ``edgegen`` command: SIGINT and SIGTERM raise ``Interrupted`` wherever the program
+    is, so every ``finally`` runs (temporary folders go) and the exit code is 130 / 143."""
+    interrupts.install()
+    try:
+        app()
+    except SystemExit as exc:
+        # Typer turns a KeyboardInterrupt that escapes a command into exit 130: SIGTERM is 143
+        if exc.code == 130 and interrupts.count() and interrupts.last() == signal.SIGTERM:
+            raise SystemExit(143) from None
+        raise

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from edgegen.benchmarks.results import BenchConfig, BenchReport
 from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
-from edgegen.runtime.errors import ConfigError
+from edgegen.runtime.errors import ConfigError, OutputError
+from edgegen.runtime.fileio import check_output_file, save_report
 
 B = BenchConfig()
 
@@ -85,6 +86,12 @@ def bench_command(
 ) -> None:
     """Time the bundle per variant, provider and batch size, with its peers in the same run."""
     with errors_to_exit():
+        for path, option in ((json_out, "--json"), (plot, "--plot")):
+            if path is not None:  # before anything is timed
+                check_output_file(path, option)
+        if eval_report is not None and not eval_report.is_file():
+            raise ConfigError(f"--eval-report {eval_report} is not a file; pass the --json "
+                              "output of `edgegen eval`")
         timed = {"duration_s": duration} if scenario == "offline" and duration is not None \
             else {"server_duration_s": duration} if duration is not None else {}
         cfg = BenchConfig(
@@ -100,14 +107,19 @@ def bench_command(
         from edgegen.benchmarks.bench import bench
 
         report = bench(cfg, lambda e: console.print(e["text"], highlight=False))
-    render(report)
-    if json_out is not None:
-        report.save_json(json_out)
-        console.print(f"report: {json_out}")
-    if plot is not None and report.results:
-        from edgegen.benchmarks.plot import plot_report
+        render(report)
+        if json_out is not None:
+            save_report(json_out, report.to_json() + "\n")
+            console.print(f"report: {json_out}")
+        if plot is not None and report.results:
+            from edgegen.benchmarks.plot import plot_report
 
-        console.print(f"plot: {plot_report(report, plot)}")
+            try:
+                console.print(f"plot: {plot_report(report, plot)}")
+            except OSError as exc:
+                raise OutputError(f"could not write the plot to {plot} "
+                                  f"({exc.strerror or exc}); the JSON report is printed below",
+                                  text=None if json_out else report.to_json()) from None
     if not report.passed:  # a contender that failed is a failed benchmark, not a quiet row
         failed = ", ".join(report.failures) or "nothing was measured"
         err_console.print(f"[bold red]bench failed:[/] {escape(failed)}", highlight=False)

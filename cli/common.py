@@ -1,4 +1,11 @@
-"""What every command shares: consoles, the error boundary, and a progress display."""
+"""What every command shares: consoles, the error boundary, and a progress display.
+
+The error boundary (``errors_to_exit``) is where exit codes come from: an ``EdgegenError``
+is one red line and its code (2 bad input, 1 a failed gate) — an ``OutputError`` also prints the
+report it could not write, so nothing measured is lost; SIGINT is 130 and SIGTERM 143 (the
+entry point, ``edgegen.cli.app.main``, turns SIGTERM into an exception that unwinds like Ctrl-C:
+temporary files and folders are removed on the way out), never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from edgegen.runtime.errors import ConfigError, EdgegenError
+from edgegen.runtime.errors import ConfigError, EdgegenError, OutputError
+from edgegen.runtime.interrupts import Interrupted
 
 console = Console()
 err_console = Console(stderr=True)
@@ -40,15 +48,25 @@ def csv_option(text: str | None, option: str, kind: Callable[[str], Any] = str
 
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
-    """An ``EdgegenError`` becomes one red line on stderr and its exit code; bugs keep their
-    traceback."""
+    """An ``EdgegenError`` becomes one red line on stderr and its exit code (an
+    ``OutputError`` also prints the report that could not be written); SIGINT / SIGTERM become
+    130 / 143 with one line; bugs keep their traceback."""
     try:
         yield
     except EdgegenError as exc:
         # escape: messages hold literal brackets (`pip install -e .[gpu]`, shapes, lists)
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
                           soft_wrap=True)
+        if isinstance(exc, OutputError) and exc.text:
+            console.print(exc.text, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt as exc:
+        code = exc.exit_code if isinstance(exc, Interrupted) else 130
+        name = "SIGTERM" if code == 143 else "SIGINT" if code == 130 else f"signal {code - 128}"
+        err_console.print(f"[bold red]interrupted[/] ({name}): stopped; temporary files were "
+                          "removed and nothing unfinished was put in place", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(code) from None
 
 
 @contextmanager

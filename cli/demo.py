@@ -37,6 +37,9 @@ def demo_command(
 
     summary: list[tuple[str, str]] = []
     with errors_to_exit():
+        from edgegen.runtime.fileio import check_output_dir
+
+        check_output_dir(out, "--out")
         if out.exists() and any(out.iterdir()) and not force:
             from edgegen.runtime.errors import ConfigError
 

@@ -20,7 +20,7 @@ from edgegen.quality.eval_report import (
 from edgegen.quality.evaluate import evaluate
 from edgegen.quality.results import EvalConfig, QualityReport
 from edgegen.runtime.errors import CheckFailed
-from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.fileio import check_output_file, save_report
 
 X = EvalConfig()
 
@@ -93,6 +93,8 @@ def eval_command(
     """Measure label fidelity, FID, diversity, the truncation knob and the guard of every
     variant of a bundle; exit 1 when a gate fails."""
     with errors_to_exit():
+        if json_path is not None:  # before the work (the --out folder: in evaluate)
+            check_output_file(json_path, "--json")
         cfg = EvalConfig(
             bundle=bundle, samples=samples, provider=provider,
             precisions=csv_option(precision, "--precision") or None, torch=not no_torch,
@@ -102,7 +104,7 @@ def eval_command(
         report = evaluate(cfg, lambda text: console.print(escape(text), highlight=False))
         _render(report)
         if json_path is not None:
-            atomic_write_text(json_path, report.to_json() + "\n")
+            save_report(json_path, report.to_json() + "\n")
         console.print(f"report: {out / 'report.md'}" + (f", {json_path}" if json_path else ""),
                       highlight=False)
         if not report.passed:

@@ -25,12 +25,17 @@ def export_command(
     evaluator: Path = typer.Option(None, "--evaluator",
                                    help="Evaluator run to include (default: "
                                         "<run>/../evaluator if present)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace an existing bundle (only an edgegen bundle or an "
+                                    "empty folder is ever replaced)."),
+    sign_key: Path = typer.Option(None, "--sign-key",
+                                  help="PEM elliptic-curve private key: sign the bundle "
+                                       "(bundle.sig) before it is put in place."),
 ) -> None:
     """Export a trained generator to a self-contained ONNX bundle with golden outputs."""
     cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
                        precisions=tuple(precision.split(",")), golden_sets=golden_sets,
-                       seed=seed, evaluator=evaluator, force=force)
+                       seed=seed, evaluator=evaluator, force=force, sign_key=sign_key)
     with errors_to_exit():
         result = export_bundle(cfg, lambda text: console.print(text, highlight=False))
     table = Table(title=f"{result.out} (opset {result.opset}, {result.exporter} exporter)")

@@ -13,7 +13,7 @@ from rich.table import Table
 from edgegen.cli.common import console, csv_option, errors_to_exit
 from edgegen.export.verify import CheckResult, ParityReport, VerifyConfig, verify
 from edgegen.runtime.errors import CheckFailed
-from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.fileio import check_output_dir, check_output_file, save_report
 
 X = VerifyConfig()
 
@@ -54,25 +54,40 @@ def verify_command(
     trt_cache: Path = typer.Option(None, "--trt-cache",
                                    help="TensorRT engine and timing cache folder (default: "
                                         "<bundle>/trt_cache)."),
+    public_key: Path = typer.Option(None, "--public-key",
+                                    help="PEM public key: the bundle must carry a bundle.sig by "
+                                         "it over exactly its files (exit 2 when unsigned or "
+                                         "different). Without it the report says unsigned."),
+    strict: bool = typer.Option(X.strict, "--strict",
+                                help="A skipped check (no PyTorch reference, no evaluator, "
+                                     "signature not checked) is a failure (exit 1)."),
 ) -> None:
     """Check that ONNX Runtime reproduces the goldens and PyTorch on a provider, keeps the digit
     the evaluator sees, and is bitwise deterministic. Exit 0: all pass; 1: a parity check
-    failed; 2: bad usage or a tampered, incomplete bundle.
+    failed (or, with --strict, was skipped); 2: bad usage or a tampered, incomplete, unsigned
+    (with --public-key) or differently signed bundle.
     """
     with errors_to_exit():
+        if json_path is not None:  # before any check runs: a report is never computed in vain
+            check_output_file(json_path, "--json")
+        if trt_cache is not None:
+            check_output_dir(trt_cache, "--trt-cache")
         cfg = VerifyConfig(bundle=bundle, providers=csv_option(provider, "--provider"),
                            atol=atol, rtol=rtol,
                            precisions=csv_option(precision, "--precision") or None,
                            batches=csv_option(batch, "--batch", int), repeats=repeats,
-                           seed=seed, trt_cache=trt_cache, deterministic=deterministic)
+                           seed=seed, trt_cache=trt_cache, deterministic=deterministic,
+                           public_key=public_key, strict=strict)
         report = verify(cfg, lambda text: console.print(text, highlight=False, markup=False))
-        if json_path is not None:
-            atomic_write_text(json_path, report.to_json() + "\n")
         render(report)
         if json_path is not None:
+            save_report(json_path, report.to_json() + "\n")
             console.print(f"report written to {json_path}", highlight=False, markup=False)
         if not report.passed:
             names = ", ".join(c.name for c in report.failures)
+            if report.strict:
+                raise CheckFailed(f"{len(report.failures)} check(s) failed or were skipped "
+                                  f"under --strict: {names} (reasons above)")
             raise CheckFailed(f"parity failed in {len(report.failures)} check(s): {names} "
                               "(numbers above)")
 
@@ -120,9 +135,10 @@ def render(report: ParityReport) -> None:
     table.add_column("numbers", overflow="fold")
     table.add_column("limit", overflow="fold", max_width=18)
     table.add_column("result")
-    style = {"pass": "[green]PASS[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]SKIP[/]"}
+    style = {"pass": "[green]PASS[/]", "fail": "[bold red]FAIL[/]",
+             "skip": "[bold red]SKIP (--strict)[/]" if report.strict else "[yellow]SKIP[/]"}
     for c in report.checks:
-        table.add_row(f"{c.provider}/{c.variant}", c.check, escape(_numbers(c, per_line)),
+        table.add_row(c.target, c.check, escape(_numbers(c, per_line)),
                       escape(_short(c.limit)),
                       style[c.status])
     console.print(table)
@@ -138,14 +154,18 @@ def render(report: ParityReport) -> None:
                               f"{f['label']}: reference {f['reference_pred']}, onnxruntime "
                               f"{f['candidate_pred']}", highlight=False, markup=False)
     for c in report.failures:
-        console.print(f"[bold red]FAIL[/] {c.name}: {escape(c.message)}", highlight=False)
+        word = "FAIL" if c.status == "fail" else "SKIPPED (--strict)"
+        console.print(f"[bold red]{word}[/] {c.name}: {escape(c.message)}", highlight=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
     n_pass = sum(c.status == "pass" for c in report.checks)
+    n_fail = sum(c.status == "fail" for c in report.checks)
     n_skip = sum(c.status == "skip" for c in report.checks)
     verdict = "[green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
-    console.print(f"{verdict}: {n_pass} passed, {len(report.failures)} failed, {n_skip} skipped",
-                  highlight=False)
+    sig = report.signature.get("status", "not checked")
+    console.print(f"{verdict}: {n_pass} passed, {n_fail} failed, {n_skip} skipped"
+                  f"{' (failures under --strict)' if report.strict and n_skip else ''}; "
+                  f"signature: {sig}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

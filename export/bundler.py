@@ -8,6 +8,8 @@ that looks like a bundle. docs/ARCHITECTURE.md describes the layout and the cont
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import os
 import platform
 import shlex
 import sys
@@ -18,9 +20,16 @@ from typing import Any
 import numpy as np
 
 from edgegen import __version__
-from edgegen.runtime.bundle import MANIFEST, PRECISIONS, SCHEMA, VARIANT_FILES, list_files
+from edgegen.runtime.bundle import (
+    MANIFEST,
+    PRECISIONS,
+    SCHEMA,
+    VARIANT_FILES,
+    list_files,
+    replace_refusal,
+)
 from edgegen.runtime.errors import ConfigError, ExportError, require_positive
-from edgegen.runtime.fileio import atomic_dir, atomic_write_json, sha256_file
+from edgegen.runtime.fileio import atomic_dir, atomic_write_json, check_output_dir, sha256_file
 from edgegen.runtime.report import Report
 from edgegen.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -44,8 +53,9 @@ class ExportConfig:
     evaluator: Path | None = None  # None: <checkpoint>/../evaluator when it exists
     calibration_samples: int = 500
     deviation_samples: int = 1000
-    force: bool = False
+    force: bool = False  # replace an existing bundle (only a bundle, or an empty folder)
     command: str | None = None  # the command line, for provenance
+    sign_key: Path | None = None  # PEM EC private key: sign the bundle before it is renamed in
 
 
 @dataclass
@@ -73,10 +83,43 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
     if "fp32" not in precisions:  # every other variant is made from, and measured against, fp32
         precisions = ("fp32", *precisions)
     require_positive(cfg, "golden_sets", "calibration_samples", "deviation_samples")
-    if Path(cfg.out).exists() and not cfg.force:
-        raise ConfigError(f"{cfg.out} already exists; pass --force to replace it (the old "
-                          "bundle stays until the new one is complete)")
     return precisions
+
+
+def check_out(cfg: ExportConfig, run: Path, evaluator: Path | None) -> None:
+    """Refuse, before any work, an ``--out`` that export must not write: the current folder or
+    one above it, the training run or evaluator run it reads from (or a folder inside or above
+    them), a path under a regular file or in an unwritable place, and an existing path that is
+    not an edgegen bundle or an empty folder (even with ``--force``: a bundle is the only thing
+    export ever replaces)."""
+    out = Path(cfg.out)
+    where = out.resolve()
+    cwd = Path.cwd().resolve()
+    if where == cwd or where in cwd.parents:
+        raise ConfigError(f"--out {out} is the current folder or a folder above it; name a new "
+                          "folder for the bundle, such as bundles/NAME")
+    for what, folder in (("the training run", run), ("the evaluator run", evaluator)):
+        if folder is None:
+            continue
+        f = folder.resolve()
+        if where == f or f in where.parents or where in f.parents:
+            raise ConfigError(f"--out {out} is, is inside or contains {what} the export reads "
+                              f"({f}); refusing to write there — a bundle goes in its own "
+                              "folder, such as bundles/NAME")
+    check_output_dir(out, "--out")
+    if not os.path.lexists(out):
+        return
+    why = replace_refusal(out)
+    if why is not None:
+        raise ConfigError(f"--out {out} already exists and {why}; edgegen export replaces only "
+                          "an edgegen bundle or an empty folder, even with --force — pick "
+                          "another --out or move it away yourself")
+    if not cfg.force:
+        if not any(out.iterdir()):
+            raise ConfigError(f"{out} already exists (an empty folder); pass --force to export "
+                              "into it")
+        raise ConfigError(f"{out} already exists; pass --force to replace it (the old bundle "
+                          "stays until the new one is complete)")
 
 
 def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
@@ -103,12 +146,25 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     emit = on_progress or (lambda text: None)
     precisions = _validate(cfg)
     ckpt = checkpoint_path(cfg.checkpoint)
+    evaluator_run = find_evaluator(cfg.evaluator, ckpt.parent)
+    check_out(cfg, ckpt.parent, evaluator_run)
+    if cfg.sign_key is not None:
+        from edgegen.export.signing import check_private_key
+
+        check_private_key(cfg.sign_key, "--sign-key")
     gen, info = load_generator(ckpt)
     ckpt_sha = sha256_file(ckpt)
     z_dim, n_classes = int(info["model"]["z_dim"]), int(info["model"]["n_classes"])
     labels = [str(d) for d in range(n_classes)]
-    evaluator_run = find_evaluator(cfg.evaluator, ckpt.parent)
     notes: list[str] = []
+    measured: dict[str, str] = {}  # file -> sha256 of the bytes the deviation was measured on
+
+    def checked_session(path: Path) -> Any:
+        """A session from the file's bytes, read once; their sha256 must be what the manifest
+        finally lists (the figures in the manifest describe exactly the shipped file)."""
+        data = path.read_bytes()
+        measured[path.relative_to(root).as_posix()] = hashlib.sha256(data).hexdigest()
+        return make_session(data, name=str(path.name))
 
     with atomic_dir(cfg.out, force=cfg.force) as root:
         # 1. the fp32 generator, BatchNorm folded, exactly at the requested opset
@@ -146,7 +202,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         ev_session = None
         if evaluator_run is not None:
             evaluator_entry = _export_evaluator(evaluator_run, root, cfg.opset)
-            ev_session = make_session(root / "evaluator.onnx")
+            ev_session = checked_session(root / "evaluator.onnx")
             emit(f"exported evaluator.onnx from {evaluator_run}")
         else:
             notes.append("no evaluator found (pass --evaluator): label agreement is not measured"
@@ -155,7 +211,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         # 4. precision variants, each measured against fp32 on the same latents
         dev_z = latent(cfg.seed + 2, cfg.deviation_samples, z_dim)
         dev_y = (np.arange(cfg.deviation_samples) % n_classes).astype(np.int64)
-        ref = run_generator(make_session(model_path), dev_z, dev_y)
+        ref = run_generator(checked_session(model_path), dev_z, dev_y)
         variants: dict[str, dict[str, Any]] = {}
         for prec in precisions:
             path = root / VARIANT_FILES[prec]
@@ -173,7 +229,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             got = model_opset(path)
             if got != cfg.opset:
                 raise ExportError(f"{path.name} came out at opset {got}, not {cfg.opset}")
-            out = run_generator(make_session(path), dev_z, dev_y)
+            out = run_generator(checked_session(path), dev_z, dev_y)
             variants[prec] = {
                 "file": path.name, "precision": prec, "opset": got,
                 "bytes": path.stat().st_size,
@@ -249,8 +305,17 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         }
         (root / "README.md").write_text(_model_card(manifest), encoding="utf-8")
         manifest["files"] = list_files(root)
+        for rel, digest in measured.items():
+            if manifest["files"][rel]["sha256"] != digest:
+                raise ExportError(f"{rel} changed between its measurement and the manifest "
+                                  "(another process wrote into the export folder?); retry")
         atomic_write_json(root / MANIFEST, manifest)
         files = manifest["files"]
+        if cfg.sign_key is not None:  # inside the temporary folder: signed before it appears
+            from edgegen.export.signing import sign_bundle
+
+            sign_bundle(root, cfg.sign_key)
+            emit(f"signed {len(files) + 1} files into bundle.sig")
 
     emit(f"bundle written to {cfg.out}")
     return ExportResult(out=Path(cfg.out), opset=cfg.opset, exporter=how["exporter"],

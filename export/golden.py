@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from edgegen.runtime.bundle import Bundle
+from edgegen.runtime.errors import BundleError
+
 SET_SIZE = 10  # every set asks for each digit once: together the sets cover every label
 POLYGRAPHY_RUNNER = "edgegen-pytorch-fp32-cpu"
 
@@ -55,12 +58,23 @@ def write_tensor(path: Path, array: np.ndarray, name: str) -> None:
     path.write_bytes(numpy_helper.from_array(array, name=name).SerializeToString())
 
 
-def read_tensor(path: Path) -> np.ndarray:
+def parse_tensor(data: bytes, where: str = "a golden file") -> np.ndarray:
+    """A serialized ``TensorProto`` as an array; a BundleError naming ``where`` when it is not
+    one (a damaged golden file is bad input, not a bug)."""
     from onnx import TensorProto, numpy_helper
 
     proto = TensorProto()
-    proto.ParseFromString(Path(path).read_bytes())
-    return numpy_helper.to_array(proto)
+    try:
+        proto.ParseFromString(data)
+        return numpy_helper.to_array(proto)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, onnx's ValueError
+        raise BundleError(f"{where} is not a serialized ONNX TensorProto "
+                          f"({type(exc).__name__}: {str(exc)[:200]}); re-export the bundle"
+                          ) from None
+
+
+def read_tensor(path: Path) -> np.ndarray:
+    return parse_tensor(Path(path).read_bytes(), str(path))
 
 
 def write_golden(root: Path, sets: list[GoldenSet], input_names: list[str],
@@ -93,6 +107,15 @@ def _np(array: np.ndarray) -> dict[str, str]:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return {"array": base64.b64encode(buf.getvalue()).decode(), "polygraphy_class": "ndarray"}
+
+
+def bundle_golden_set(bundle: Bundle, index: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """(inputs in order, expected output) of golden set ``index`` of a checked bundle, from
+    bytes that ``Bundle.read`` checked against the manifest (what is compared is what was
+    hashed)."""
+    inputs, output = bundle.golden_files(index)
+    return ([parse_tensor(bundle.read(rel), str(bundle.path(rel))) for rel in inputs],
+            parse_tensor(bundle.read(output), str(bundle.path(output))))
 
 
 def load_golden_set(directory: Path) -> tuple[list[np.ndarray], np.ndarray]:

@@ -4,6 +4,11 @@ torch 2.14's default (dynamo) exporter builds at opset 18 and down-converts when
 the conversion can fail silently (the model stays at 18). We check ``opset_import`` after every
 export and fall back to the TorchScript exporter, and if neither gives the exact opset we fail
 with a clear message: another opset is never shipped silently.
+
+A fallback is for an exporter that *fails*, never for one that was interrupted: torch's dynamo
+exporter can swallow a ``KeyboardInterrupt`` (Ctrl-C while it imports or traces) and then fail
+with an unrelated error. Every attempt runs under ``interrupts.watching()``, and a signal that
+arrived during it is raised as ``Interrupted`` instead of trying the next exporter.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+from edgegen.runtime import interrupts
 from edgegen.runtime.errors import ExportError
 
 MIN_OPSET = 11
@@ -83,12 +89,16 @@ def export_onnx(model: Any, args: tuple[Any, ...], path: Path, opset: int,
     check_opset(opset)
     attempts: list[str] = []
     for exporter in ("dynamo", "torchscript"):
+        mark = interrupts.count()
         try:
-            _run_exporter(exporter, model, args, path, opset, input_names, output_names)
+            with interrupts.watching():
+                _run_exporter(exporter, model, args, path, opset, input_names, output_names)
         except Exception as exc:  # noqa: BLE001 - any exporter failure: try the other one
+            interrupts.raise_if_received_since(mark)  # ...unless it was Ctrl-C / SIGTERM
             attempts.append(f"{exporter}: failed ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:160]})")
             continue
+        interrupts.raise_if_received_since(mark)  # swallowed, yet the export "succeeded"
         got = _default_opset(onnx.load(str(path), load_external_data=False))
         if got == opset:
             _finish(path, input_names, output_shapes)

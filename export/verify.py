@@ -12,7 +12,15 @@
 * ``determinism`` — the fresh inputs run ``repeats`` times on one session must give bitwise
   identical outputs;
 * ``placement`` — which providers the session registered and which provider ran each node; the
-  requested provider must run at least one node (never a silent CPU run).
+  requested provider must run at least one node (never a silent CPU run);
+* ``signature`` (once per bundle) — with ``public_key``, ``bundle.sig`` must verify over exactly
+  the bundle's files (``load_bundle`` refuses it otherwise: exit 2); without a key the row is
+  skipped and says ``unsigned`` or ``signed, not checked``.
+
+Every model and golden file is read once, checked against the manifest's sha256 and used from
+those bytes (``Bundle.read``). With ``strict`` a skipped check — no PyTorch reference, no
+evaluator, no signature check — fails the report: a bundle whose checkpoint reference was
+dropped or that nobody signed cannot pass as "all good".
 
 Tolerance rule (one rule, numpy's ``isclose``): an element passes when
 ``|candidate - reference| <= atol + rtol * |reference|``. Every comparison also reports max /
@@ -34,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from edgegen.runtime.bundle import PRECISIONS, Bundle, load_bundle
-from edgegen.runtime.errors import ConfigError
+from edgegen.runtime.errors import BundleError, ConfigError
 from edgegen.runtime.providers import (
     EP_NAMES,
     ProviderSpec,
@@ -77,6 +85,8 @@ class VerifyConfig:
     # convolution algorithm, use_deterministic_compute). Off: ORT's defaults, which a plain
     # deployment gets; on an H200 those were not bitwise repeatable for fp32 (~5e-7).
     deterministic: bool = False
+    public_key: Path | None = None  # PEM: bundle.sig must verify (else BundleError, exit 2)
+    strict: bool = False  # a skipped check is a failure
     # Element-wise tolerances, looked up as "<precision>-<provider>", then "<precision>".
     # Why these numbers:
     # * fp32 on CPU: ONNX Runtime runs the BatchNorm-folded graph, PyTorch the unfolded one;
@@ -143,8 +153,13 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def target(self) -> str:
+        """``provider/variant``, or ``bundle`` for a check of the whole bundle."""
+        return f"{self.provider}/{self.variant}" if self.provider else self.variant
+
+    @property
     def name(self) -> str:
-        return f"{self.provider}/{self.variant}/{self.check}"
+        return f"{self.target}/{self.check}"
 
 
 @dataclass
@@ -159,6 +174,8 @@ class ParityReport(Report):
     environment: dict[str, Any]
     checks: list[CheckResult]
     sessions: list[dict[str, Any]]  # provider truth per (provider, variant)
+    signature: dict[str, Any] = field(default_factory=dict)  # verified / unsigned / not checked
+    strict: bool = False  # skipped checks count as failures
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -167,7 +184,9 @@ class ParityReport(Report):
 
     @property
     def failures(self) -> list[CheckResult]:
-        return [c for c in self.checks if c.status == "fail"]
+        """Failed checks, and under ``strict`` the skipped ones too."""
+        bad = ("fail", "skip") if self.strict else ("fail",)
+        return [c for c in self.checks if c.status in bad]
 
 
 # --------------------------------------------------------------------------- statistics
@@ -267,14 +286,19 @@ class Case:
 
 
 def golden_case(bundle: Bundle) -> Case:
-    """Every golden set concatenated; each set is still run at its own batch size."""
-    from edgegen.export.golden import load_golden_set
+    """Every golden set concatenated; each set is still run at its own batch size. The tensors
+    come from bytes checked against the manifest (``Bundle.read``)."""
+    from edgegen.export.golden import bundle_golden_set
 
     zs, labels, outs, seeds, index, parts = [], [], [], [], [], []
     entries = bundle.manifest["golden"]["sets"]
     start = 0
-    for entry, directory in zip(entries, bundle.golden_sets()):
-        (z, label), expected = load_golden_set(directory)  # [B, z_dim], [B] -> [B, 1, 28, 28]
+    for i, entry in enumerate(entries):
+        inputs, expected = bundle_golden_set(bundle, i)
+        if len(inputs) != 2 or inputs[0].ndim != 2 or inputs[1].shape != inputs[0].shape[:1]:
+            raise BundleError(f"{bundle.root}: golden set {entry['dir']} does not hold a z "
+                              "[B, z_dim] and a label [B] input; re-export the bundle")
+        z, label = inputs  # [B, z_dim], [B] -> expected [B, C, H, W]
         zs.append(z)
         labels.append(label)
         outs.append(expected)
@@ -317,7 +341,7 @@ def pytorch_reference(bundle: Bundle, cases: list[Case]) -> dict[str, Any]:
         return info
     import torch
 
-    gen, run_info = load_generator(ckpt)
+    gen, run_info = load_generator(ckpt, sha256=recorded.get("sha256"))
     for case in cases:  # [B, z_dim], [B] -> [B, C, H, W], float32 on CPU like the goldens
         case.reference = generate_images(gen, case.z, case.label, batch=len(case.label))
     info.update(status="used", path=str(ckpt), sha256=recorded.get("sha256"),
@@ -454,11 +478,13 @@ def determinism_check(provider: str, variant: str, session: Any, cases: list[Cas
 
 
 def placement_check(provider: str, variant: str, path: Path, spec: ProviderSpec,
-                    session: Any, case: Case) -> tuple[CheckResult, dict[str, Any]]:
+                    session: Any, case: Case, model: bytes | None = None
+                    ) -> tuple[CheckResult, dict[str, Any]]:
     """Provider truth: the session's providers and, from one profiled run, each node's provider.
-    The requested provider must run at least one node."""
+    The requested provider must run at least one node. ``model``: the checked bytes of
+    ``path`` (the profiled session is made from them, like the checked one)."""
     feeds = {"z": case.z[:case.parts[0][1]], "label": case.label[:case.parts[0][1]]}
-    placement = node_placement(path, spec, feeds)
+    placement = node_placement(path if model is None else model, spec, feeds)
     counts: dict[str, int] = placement["node_counts"]
     ep = EP_NAMES[provider]
     ok = counts.get(ep, 0) > 0
@@ -470,6 +496,22 @@ def placement_check(provider: str, variant: str, path: Path, spec: ProviderSpec,
                        limit=f"{ep} runs >= 1 node",
                        details={"session_providers": truth["session_providers"],
                                 "node_counts": counts}), truth
+
+
+def signature_check(bundle: Bundle) -> CheckResult:
+    """The bundle's signature as a report row: pass when ``load_bundle`` verified it with the
+    public key, skip (unsigned / not checked) otherwise — a failure under ``--strict``."""
+    sig = bundle.signature
+    status = sig.get("status", "not checked")
+    if status == "verified":
+        return CheckResult("", "bundle", "signature", "pass",
+                           message=f"bundle.sig verified with {sig.get('public_key')}",
+                           limit="bundle.sig by the public key", details=dict(sig))
+    why = ("unsigned: the bundle has no bundle.sig (sign it with `edgegen sign`)"
+           if status == "unsigned" else
+           f"{status}: pass --public-key to check bundle.sig")
+    return CheckResult("", "bundle", "signature", "skip", message=why,
+                       limit="bundle.sig by the public key", details=dict(sig))
 
 
 # --------------------------------------------------------------------------- the stage
@@ -517,7 +559,8 @@ def verify(cfg: VerifyConfig, on_progress: Callable[[str], None] | None = None
     """Check every requested (provider, variant) of a bundle; see the module docstring."""
     emit = on_progress or (lambda text: None)
     _validate(cfg)
-    bundle = load_bundle(cfg.bundle)  # BundleError (exit 2) for a tampered or partial bundle
+    # BundleError (exit 2) for a tampered, partial, unsigned-with-a-key or badly signed bundle
+    bundle = load_bundle(cfg.bundle, public_key=cfg.public_key)
     variants = select_variants(bundle, cfg.precisions)
     have = require_providers(cfg.providers)
 
@@ -532,8 +575,9 @@ def verify(cfg: VerifyConfig, on_progress: Callable[[str], None] | None = None
              f"{', '.join(str(b) for b in cfg.batches)}")
     evaluator = None
     ref_preds: dict[str, np.ndarray] = {}
-    if bundle.evaluator_path is not None:
-        evaluator = make_session(bundle.evaluator_path, ProviderSpec("cpu"))
+    if bundle.evaluator_file is not None:
+        evaluator = make_session(bundle.evaluator_bytes(), ProviderSpec("cpu"),
+                                 name=str(bundle.evaluator_path))
         ref_preds = {c.name: predict(evaluator, c.reference) for c in [golden, *fresh]
                      if c.reference is not None}
     else:
@@ -541,7 +585,7 @@ def verify(cfg: VerifyConfig, on_progress: Callable[[str], None] | None = None
                      "(export with --evaluator)")
     batch_sizes = sorted({b - a for a, b in golden.parts} | set(cfg.batches))
 
-    checks: list[CheckResult] = []
+    checks: list[CheckResult] = [signature_check(bundle)]
     sessions: list[dict[str, Any]] = []
     tolerances: dict[str, dict[str, float]] = {}
     for provider in cfg.providers:
@@ -554,12 +598,13 @@ def verify(cfg: VerifyConfig, on_progress: Callable[[str], None] | None = None
                             trt_cache_dir=Path(cfg.trt_cache or bundle.root / "trt_cache"),
                             deterministic=cfg.deterministic)
             path = bundle.model_path(variant, provider)
+            model = bundle.model_bytes(variant, provider)  # read once, sha256 checked
             emit(f"{provider}/{variant}: creating the session ({path.name})")
             t0 = time.perf_counter()
-            session = make_session(path, spec)
+            session = make_session(model, spec, name=str(path))
             created_s = time.perf_counter() - t0
             rows, truth = check_pair(cfg, provider, variant, precision, tol, spec, path,
-                                     session, golden, fresh, evaluator, ref_preds)
+                                     session, golden, fresh, evaluator, ref_preds, model)
             truth["session_created_s"] = created_s
             sessions.append(truth)
             checks += rows
@@ -574,13 +619,14 @@ def verify(cfg: VerifyConfig, on_progress: Callable[[str], None] | None = None
                      "seed": str(cfg.seed), "batches": list(cfg.batches),
                      "repeats": cfg.repeats,
                      "golden_sets": len(golden.parts), "golden_samples": len(golden.label)},
-        checks=checks, sessions=sessions, notes=notes)
+        checks=checks, sessions=sessions, signature=dict(bundle.signature), strict=cfg.strict,
+        notes=notes)
 
 
 def check_pair(cfg: VerifyConfig, provider: str, variant: str, precision: str,
                tol: Tolerance, spec: ProviderSpec, path: Path, session: Any, golden: Case,
-               fresh: list[Case], evaluator: Any, ref_preds: dict[str, np.ndarray]
-               ) -> tuple[list[CheckResult], dict[str, Any]]:
+               fresh: list[Case], evaluator: Any, ref_preds: dict[str, np.ndarray],
+               model: bytes | None = None) -> tuple[list[CheckResult], dict[str, Any]]:
     """Every check of one (provider, variant) on one session."""
     outputs = {c.name: run_case(session, c) for c in [golden, *fresh]}
     rows = [compare_check(provider, variant, golden, outputs[golden.name], tol)]
@@ -598,6 +644,6 @@ def check_pair(cfg: VerifyConfig, provider: str, variant: str, precision: str,
                                 message="the bundle has no evaluator.onnx"))
     rows.append(determinism_check(provider, variant, session, fresh,
                                   {c.name: outputs[c.name] for c in fresh}, cfg.repeats))
-    placement, truth = placement_check(provider, variant, path, spec, session, fresh[0])
+    placement, truth = placement_check(provider, variant, path, spec, session, fresh[0], model)
     rows.append(placement)
     return rows, truth

@@ -79,3 +79,43 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Pat
     export_bundle(ExportConfig(checkpoint=tiny_run, out=out, golden_sets=3,
                                calibration_samples=100, deviation_samples=200))
     return out
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two P-256 key pairs as PEM files (``private``/``public`` and ``other_private``/
+    ``other_public``), made with cryptography the way `openssl ecparam -name prime256v1` would."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder = tmp_path_factory.mktemp("keys")
+    out = {}
+    for prefix in ("", "other_"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        out[f"{prefix}private"] = folder / f"{prefix}private.pem"
+        out[f"{prefix}public"] = folder / f"{prefix}public.pem"
+        out[f"{prefix}private"].write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        out[f"{prefix}public"].write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return out
+
+
+@pytest.fixture(scope="session")
+def signed_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path,
+                  tiny_run: Path, signing_keys: dict[str, Path]) -> Path:
+    """A signed copy of ``tiny_bundle`` whose checkpoint reference is absolute (PyTorch stays
+    reachable from any copy). Never modify it in place: copy it first."""
+    import json
+    import shutil
+
+    from edgegen.export.signing import sign_bundle
+
+    root = Path(shutil.copytree(tiny_bundle, tmp_path_factory.mktemp("signed") / "b"))
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["provenance"]["checkpoint"]["path"] = str((tiny_run / "checkpoint.safetensors")
+                                                       .resolve())
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    sign_bundle(root, signing_keys["private"])
+    return root

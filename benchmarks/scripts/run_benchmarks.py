@@ -113,7 +113,7 @@ def profile_variants(bundle: Path, batch: int = 64) -> dict[str, Any]:
                                         "QLinearConvTranspose")}}
     for v in b.variants:
         if v in ("fp32", "fp16", "int8"):
-            out["variants"][v] = op_profile(b.variant_path(v), ProviderSpec(), feeds)
+            out["variants"][v] = op_profile(b.model_bytes(v), ProviderSpec(), feeds)
     return out
 
 

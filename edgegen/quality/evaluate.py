@@ -38,7 +38,8 @@ from edgegen.quality.metrics import (
 )
 from edgegen.quality.results import EvalConfig, QualityReport, VariantQuality
 from edgegen.runtime.bundle import Bundle, load_bundle
-from edgegen.runtime.errors import BundleError, ConfigError, require_positive
+from edgegen.runtime.errors import BundleError, ConfigError, OutputError, require_positive
+from edgegen.runtime.fileio import check_output_dir
 from edgegen.runtime.guard import (
     GenerateFn,
     guarded_generate,
@@ -238,7 +239,8 @@ class Runner:
 
 def onnx_runner(bundle: Bundle, name: str, provider: str, batch: int) -> Runner:
     path = bundle.variant_path(name)
-    session = make_session(path, ProviderSpec(provider))
+    # the bytes checked against the manifest are the bytes the session runs
+    session = make_session(bundle.model_bytes(name), ProviderSpec(provider), name=str(path))
     return Runner(name, f"{path.name} on {session.get_providers()[0]}",
                   lambda z, y: run_generator(session, z, y, batch), onnx=True)
 
@@ -251,7 +253,8 @@ def torch_runner(bundle: Bundle, provider: str, batch: int) -> tuple[Runner | No
     import torch
 
     device = "cuda" if provider != "cpu" and torch.cuda.is_available() else "cpu"
-    gen, _ = load_generator(ckpt)
+    recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
+    gen, _ = load_generator(ckpt, sha256=recorded)
     gen = gen.to(device)
     note = "" if device != "cpu" or provider == "cpu" else \
         f"PyTorch ran on CPU: torch has no CUDA here (the ONNX variants run on {provider})"
@@ -403,6 +406,8 @@ def validate(cfg: EvalConfig) -> None:
                           f"{cfg.min_fidelity}")
     if cfg.max_fid is not None and cfg.max_fid < 0:
         raise ConfigError(f"--max-fid must be >= 0, got {cfg.max_fid}")
+    if cfg.out is not None:  # before the work: a report folder that cannot be written
+        check_output_dir(cfg.out, "--out")
 
 
 def _same_data(recorded: dict[str, Any], have: dict[str, Any]) -> list[str]:
@@ -508,8 +513,8 @@ def evaluate(cfg: EvalConfig, on_progress: ProgressFn | None = None) -> QualityR
                           "(train one with `edgegen train-evaluator`)")
     runners, notes = make_runners(cfg, bundle)  # first: a bad variant or provider fails fast
     # no spin-waiting: numpy (FID, k-NN) runs between evaluator calls and needs those cores
-    judge = Judge(make_session(bundle.evaluator_path, ProviderSpec("cpu", spinning=False)),
-                  cfg.batch)
+    judge = Judge(make_session(bundle.evaluator_bytes(), ProviderSpec("cpu", spinning=False),
+                               name=str(bundle.evaluator_path)), cfg.batch)
     data = load_mnist(cfg.data_dir)
     emit(data.describe())
     warnings = data_warnings(bundle, data)
@@ -574,7 +579,12 @@ def evaluate(cfg: EvalConfig, on_progress: ProgressFn | None = None) -> QualityR
         elapsed_s=0.0)
     report.elapsed_s = round(time.perf_counter() - t0, 1)
     if cfg.out is not None:
-        write_report(report, Path(cfg.out), pictures, strips)
+        try:
+            write_report(report, Path(cfg.out), pictures, strips)
+        except OSError as exc:  # the numbers are not lost: the CLI prints them
+            raise OutputError(f"could not write the report folder {cfg.out} "
+                              f"({exc.strerror or exc}); the JSON report is printed below "
+                              "instead", text=report.to_json()) from None
         emit(f"report written to {cfg.out}")
     return report
 

@@ -42,6 +42,15 @@ class RuntimeInputError(EdgegenError, ValueError):
     """Bad input to the torch-free runtime (labels out of range, NaN latents...)."""
 
 
+class OutputError(EdgegenError):
+    """An output could not be written. ``text`` is the report that was meant to go there: the
+    CLI prints it, so a finished measurement is never lost to a full disk or a bad path."""
+
+    def __init__(self, message: str, text: str | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+
+
 class CheckFailed(EdgegenError):
     """A gate failed: parity, fidelity or FID outside the requested bounds (exit code 1)."""
 

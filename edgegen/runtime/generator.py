@@ -103,19 +103,22 @@ class Generator:
 
     @classmethod
     def load(cls, path: str | Path, provider: str | ProviderSpec = "cpu", *,
-             batch_size: int = 64) -> Generator:
-        """Verify ``path`` (schema, no escaping paths, every sha256) and open it on ``provider``
-        (``cpu``, ``cuda``, ``tensorrt`` or a ``ProviderSpec``; an unavailable one raises
-        ``ProviderError`` rather than falling back). A provider given by name is opened for
-        bitwise repeatable results (``deterministic=True``: on CUDA, cuDNN's autotuned
-        convolution algorithms differ from run to run by ~5e-7); pass a ``ProviderSpec`` to
-        trade that for speed."""
+             batch_size: int = 64, public_key: str | Path | None = None) -> Generator:
+        """Verify ``path`` (schema, no escaping paths or links, every sha256) and open it on
+        ``provider`` (``cpu``, ``cuda``, ``tensorrt`` or a ``ProviderSpec``; an unavailable one
+        raises ``ProviderError`` rather than falling back). With ``public_key`` (a PEM file) the
+        bundle must carry a valid ``bundle.sig`` by that key over exactly its files: an unsigned
+        or differing bundle raises ``BundleError`` (this needs ``model-signing``). A provider
+        given by name is opened for bitwise repeatable results (``deterministic=True``: on
+        CUDA, cuDNN's autotuned convolution algorithms differ from run to run by ~5e-7); pass a
+        ``ProviderSpec`` to trade that for speed. Models are read, hash-checked and handed to
+        ONNX Runtime as bytes when first used: a file replaced after ``load`` is refused."""
         spec = (provider if isinstance(provider, ProviderSpec)
                 else ProviderSpec(name=provider, deterministic=True))
         if not isinstance(spec.name, str):
             raise ProviderError(f"provider must be a name such as 'cpu', got {provider!r}")
         spec.ep  # noqa: B018 - raises ProviderError for an unknown name before any file is read
-        bundle = load_bundle(path)
+        bundle = load_bundle(path, public_key=public_key)
         _check_contract(bundle)
         return cls(bundle, spec, batch_size)
 
@@ -135,6 +138,11 @@ class Generator:
     @property
     def default_variant(self) -> str:
         return "fp32" if "fp32" in self.bundle.variants else self.variants[0]
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        """``{"status": "verified" | "signed, not checked" | "unsigned", ...}``."""
+        return dict(self.bundle.signature)
 
     @property
     def has_evaluator(self) -> bool:
@@ -234,11 +242,14 @@ class Generator:
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                path = (self.bundle.evaluator_path if key == "evaluator"
-                        else self.bundle.variant_path(key))
-                session = make_session(path, self.spec)
+                # read once, sha256 checked, the session made from those very bytes
+                if key == "evaluator":
+                    name, model = self.bundle.evaluator_file, self.bundle.evaluator_bytes()
+                else:
+                    name, model = self.bundle.variant_file(key), self.bundle.model_bytes(key)
+                session = make_session(model, self.spec, name=str(self.bundle.path(name)))
                 if key != "evaluator":
-                    _check_session(session, self._io, path)
+                    _check_session(session, self._io, self.bundle.path(name))
                 self._sessions[key] = session
             return session
 

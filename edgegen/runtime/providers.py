@@ -190,16 +190,19 @@ def session_options(spec: ProviderSpec) -> Any:
     return so
 
 
-def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None) -> Any:
-    """An ``InferenceSession`` on ``spec``'s provider, or a ``ProviderError``. ``model`` is a
-    path or the model's bytes (what ``Bundle.read`` returns after checking its sha256)."""
+def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None, *,
+                 name: str | None = None) -> Any:
+    """An ``InferenceSession`` on ``spec``'s provider, or a ``ProviderError``. ``model`` is the
+    model's bytes as ``Bundle.read`` returns them after checking their sha256 (every bundle
+    model is loaded this way: what was checked is what runs), or a path for files that are not
+    part of a bundle; ``name`` says which file the bytes came from, for messages."""
     spec = spec or ProviderSpec()
     ep = spec.ep
     rt = ort()
     require_providers([spec.name])
     if spec.name in ("cuda", "tensorrt"):
         _preload_cuda_libraries()
-    where = "<bytes>" if isinstance(model, bytes) else str(model)
+    where = name or ("<bytes>" if isinstance(model, bytes) else str(model))
     source = model if isinstance(model, bytes) else str(model)
     try:
         if spec.plain:

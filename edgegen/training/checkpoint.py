@@ -8,6 +8,7 @@ description, for people to read).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,17 @@ def read_info(run: str | Path) -> dict[str, Any]:
     return _parse_info(path, meta)
 
 
-def load_checkpoint(run: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return (info, tensors) of the checkpoint in ``run`` (a run folder or the file itself)."""
+def load_checkpoint(run: str | Path, *, sha256: str | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return (info, tensors) of the checkpoint in ``run`` (a run folder or the file itself).
+    With ``sha256`` the bytes read (and parsed: read once) must have that digest."""
     from safetensors.torch import load
 
     path = _existing(run)
     raw = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise CheckpointError(f"{path} changed since it was checked (its sha256 is no longer "
+                              f"{sha256[:16]}…); rerun once it is back")
     try:
         tensors = load(raw)
         header_len = int.from_bytes(raw[:8], "little")
@@ -130,11 +136,13 @@ def load_optimizer(prefix: str, opt: Any, tensors: dict[str, Any],
 
 # --------------------------------------------------------------------------- generators
 
-def load_generator(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
-    """The generator of a run (eval mode) and the run's description."""
+def load_generator(checkpoint: Path, *, sha256: str | None = None
+                   ) -> tuple[Any, dict[str, Any]]:
+    """The generator of a run (eval mode) and the run's description; with ``sha256`` the
+    checkpoint's bytes must have that digest (``load_checkpoint``)."""
     from edgegen.models.registry import build_models
 
-    info, tensors = load_checkpoint(checkpoint)
+    info, tensors = load_checkpoint(checkpoint, sha256=sha256)
     if info.get("kind") != "generator":
         raise CheckpointError(f"{checkpoint} holds a {info.get('kind')!r} run, not a generator; "
                               "export a run made by `edgegen train`")

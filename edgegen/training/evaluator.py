@@ -19,7 +19,7 @@ import numpy as np
 from edgegen import __version__
 from edgegen.models.config import ClassifierConfig
 from edgegen.runtime.errors import CheckpointError, ConfigError, require_positive
-from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.fileio import atomic_write_text, check_output_dir
 from edgegen.runtime.report import Report
 from edgegen.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -92,7 +92,7 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
 
     emit = on_progress or (lambda event: None)
     require_positive(cfg, "epochs", "batch_size", "lr", "max_minutes")
-    out = Path(cfg.out)
+    out = check_output_dir(cfg.out, "--out")
     if (out / CHECKPOINT_NAME).exists() and not cfg.force:
         raise ConfigError(f"{out} already holds an evaluator; pick another --out or pass --force")
     device = setup_torch(cfg.device, cfg.threads)

@@ -24,7 +24,7 @@ import numpy as np
 from edgegen import __version__
 from edgegen.models.config import ARCHITECTURES, ModelConfig, model_config
 from edgegen.runtime.errors import CheckpointError, ConfigError, require_positive
-from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.fileio import atomic_write_text, check_output_dir
 from edgegen.runtime.report import Report
 from edgegen.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -147,7 +147,7 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
 
     emit = on_progress or (lambda event: None)
     cfg, info = _resolve(cfg)
-    out = Path(cfg.out)
+    out = check_output_dir(cfg.out, "--resume" if cfg.resume else "--out")
     if not cfg.resume and (out / CHECKPOINT_NAME).exists() and not cfg.force:
         raise ConfigError(f"{out} already holds a run; continue it with `edgegen train --resume "
                           f"{out}`, pick another --out, or pass --force to start over")

@@ -1,7 +1,10 @@
 // The parts of edgegen that an app reimplements, in plain JavaScript (Node.js and browsers):
-// the portable latent, the uint8 rule and the guard, each as the bundle's manifest words it.
-// Shared by examples/node and examples/web; the ONNX Runtime package is passed in (`ort`), since
-// onnxruntime-node and onnxruntime-web have the same API.
+// the manifest checks (size, nesting, the one JSON Schema through ajv, the file rules), the
+// signature check (OpenSSF model signing's DSSE envelope), the portable latent, the uint8 rule
+// and the guard, each as the bundle's manifest words it. Shared by examples/node and
+// examples/web; what differs between the two is passed in: the ONNX Runtime package (`ort`),
+// the Ajv class, the schema (edgegen/runtime/bundle.schema.json, the file Python validates
+// with), a sha256 and an ECDSA verify function.
 
 export const SCHEMA = "edgegen.bundle/1";
 export const LATENT = "splitmix64-boxmuller-f64-to-f32/1";
@@ -175,4 +178,219 @@ export function createGenerator(ort, manifest, generatorSession, evaluatorSessio
   }
 
   return { generate, forward, zDim, nClasses, pixels };
+}
+
+// --------------------------------------------------------------------------- manifest checks
+
+export const MANIFEST = "manifest.json";
+export const SIGNATURE = "bundle.sig";
+export const CACHE_DIRS = ["cache", "trt_cache"]; // engine caches tools add after export
+export const MAX_MANIFEST_BYTES = 1 << 20; // as edgegen.runtime.manifest
+export const MAX_DEPTH = 32;
+
+/** The deepest nesting of arrays/objects in JSON text (brackets inside strings skipped); stops
+ * at limit + 1, so a 200,000-deep manifest is refused before JSON.parse sees it. */
+export function nestingDepth(text, limit = MAX_DEPTH) {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      depth++;
+      if (depth > limit) return limit + 1;
+      if (depth > deepest) deepest = depth;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return deepest;
+}
+
+function jsonPath(instancePath) {
+  // ajv's JSON Pointer "/variants/fp16/file" -> "$.variants.fp16.file" (as Python reports it)
+  const parts = instancePath.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+  return "$" + parts.map((p) => (/^[0-9]+$/.test(p) ? `[${p}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`)).join("");
+}
+
+/** A validate function for the bundle schema (call once; ajv compiles it). */
+export function compileSchema(Ajv, schema) {
+  const ajv = new Ajv({ allErrors: false, strict: false });
+  return ajv.compile(schema);
+}
+
+/**
+ * The manifest in `bytes` (a Uint8Array of manifest.json) after the same checks, in the same
+ * order, as edgegen.runtime.manifest: size, nesting, UTF-8 and JSON, the schema version, then the
+ * JSON Schema (`validate` from compileSchema). Throws an Error naming the JSON path of the first
+ * violation.
+ */
+export function parseManifest(bytes, validate, where = MANIFEST) {
+  if (bytes.length > MAX_MANIFEST_BYTES) throw new Error(`${where} is ${bytes.length} bytes; an edgegen manifest is at most ${MAX_MANIFEST_BYTES}`);
+  let text;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${where} is not UTF-8; re-export the bundle`);
+  }
+  if (nestingDepth(text) > MAX_DEPTH) throw new Error(`${where} nests arrays/objects more than ${MAX_DEPTH} deep; the file was tampered with`);
+  let manifest;
+  try {
+    manifest = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${where} is not valid JSON (${err.message}); re-export the bundle`);
+  }
+  if (manifest === null || typeof manifest !== "object" || Array.isArray(manifest)) throw new Error(`${where} is not a JSON object`);
+  if (manifest.schema !== SCHEMA) throw new Error(`${where} has schema ${JSON.stringify(manifest.schema)}; this app reads ${JSON.stringify(SCHEMA)}`);
+  if (!validate(manifest)) {
+    const e = validate.errors[0];
+    const path = jsonPath(e.instancePath);
+    if (e.keyword === "pattern" && /relpath/.test(e.schemaPath)) {
+      throw new Error(`${where} does not follow the ${SCHEMA} schema — manifest path at ${path} leaves the bundle or is not a plain relative path`);
+    }
+    if (e.keyword === "propertyNames" || (e.keyword === "pattern" && e.propertyName !== undefined)) {
+      throw new Error(`${where} does not follow the ${SCHEMA} schema — manifest path ${JSON.stringify(e.params?.propertyName ?? e.propertyName)} under ${path} leaves the bundle or is not a plain relative path`);
+    }
+    throw new Error(`${where} does not follow the ${SCHEMA} schema — ${path}: ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ""}`);
+  }
+  return manifest;
+}
+
+/** (where, path) of every file the manifest names outside `files` (as Python's _named_files). */
+export function namedFiles(manifest) {
+  const out = Object.entries(manifest.variants).map(([k, v]) => [`variants.${k}.file`, v.file]);
+  const gen = manifest.generator;
+  if (gen.file) out.push(["generator.file", gen.file]);
+  if (manifest.evaluator) out.push(["evaluator.file", manifest.evaluator.file]);
+  for (const [where, den] of [["denoiser", manifest.denoiser], ["sampler.denoiser", manifest.sampler?.denoiser],
+    ["generator.sampler.denoiser", gen.sampler?.denoiser]]) {
+    if (!den) continue;
+    if (den.file) out.push([`${where}.file`, den.file]);
+    for (const [k, v] of Object.entries(den.variants ?? {})) out.push([`${where}.variants.${k}.file`, v.file]);
+  }
+  for (const [k, rel] of Object.entries(manifest.golden.polygraphy ?? {})) out.push([`golden.polygraphy.${k}`, rel]);
+  return out;
+}
+
+/** Every file the manifest names is listed with its sha256; the label names fit the classes. */
+export function checkNames(manifest) {
+  for (const [key, rel] of namedFiles(manifest)) {
+    if (!Object.hasOwn(manifest.files, safeRelative(rel))) throw new Error(`the manifest names ${rel} (${key}) without its sha256 under 'files'`);
+  }
+  const labels = manifest.generator.labels;
+  if (labels && labels.length !== manifest.generator.n_classes) throw new Error(`generator.labels has ${labels.length} names for ${manifest.generator.n_classes} classes`);
+}
+
+/** The file rules on a listing of the bundle folder (`found`: bundle-relative names of its
+ * regular files, cache folders left out): nothing unlisted, nothing missing. */
+export function checkListing(manifest, found) {
+  const listed = new Set(Object.keys(manifest.files));
+  for (const rel of [...found].sort()) {
+    if (!listed.has(rel) && rel !== MANIFEST && rel !== SIGNATURE) throw new Error(`${rel} is in the bundle but not in its manifest; remove it or re-export`);
+  }
+  for (const rel of [...listed].sort()) {
+    if (!found.has(rel)) throw new Error(`${rel} is listed in the manifest but missing (or not a regular file)`);
+  }
+}
+
+// --------------------------------------------------------------------------- signatures
+
+const IN_TOTO = "application/vnd.in-toto+json";
+const STATEMENT = "https://in-toto.io/Statement/v1";
+const PREDICATE = "https://model_signing/signature/v1.0";
+const BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+export function b64decode(text) {
+  const bin = atob(text);
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+const hexOf = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** DSSE's pre-authentication encoding: "DSSEv1 len(type) type len(body) body" (bytes). */
+export function pae(payloadType, payload) {
+  const head = new TextEncoder().encode(`DSSEv1 ${payloadType.length} ${payloadType} ${payload.length} `);
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head);
+  out.set(payload, head.length);
+  return out;
+}
+
+/** An ASN.1 DER ECDSA signature (what model_signing writes) as IEEE P1363 r||s (what WebCrypto
+ * verifies), each half `size` bytes. */
+export function derToP1363(der, size) {
+  let pos = 0;
+  const expect = (tag) => { if (der[pos++] !== tag) throw new Error("bundle.sig: the signature is not DER ECDSA"); };
+  const length = () => {
+    let n = der[pos++];
+    if (n & 0x80) { const k = n & 0x7f; n = 0; for (let i = 0; i < k; i++) n = (n << 8) | der[pos++]; }
+    return n;
+  };
+  expect(0x30); length();
+  const out = new Uint8Array(2 * size);
+  for (let half = 0; half < 2; half++) {
+    expect(0x02);
+    let n = length();
+    let start = pos;
+    pos += n;
+    while (n > size && der[start] === 0) { start++; n--; }
+    if (n > size) throw new Error("bundle.sig: an ECDSA integer is too long for the key");
+    out.set(der.subarray(start, start + n), half * size + size - n);
+  }
+  return out;
+}
+
+/**
+ * Check `bundle.sig` (its text) against a public key and the bundle, the way model_signing does:
+ * the DSSE envelope's signature over PAE(payloadType, payload) with `verify(data, derSignature)`
+ * (async, true when the platform's ECDSA accepts it), the in-toto statement it signs, its root
+ * digest, and then that the signed per-file sha256 list is exactly the bundle: `files` maps every
+ * bundle-relative file that the reader hashed itself (manifest.json included) to its sha256 hex;
+ * with `complete` (a reader that listed the folder) the two sets must be equal, otherwise (a
+ * browser, which cannot list) manifest.json must match and the signed list must be the manifest's
+ * `files` plus manifest.json, digest for digest — the manifest then vouches for everything else.
+ * Throws an Error naming what differs.
+ */
+export async function checkSignature(sigText, { verify, sha256, files, manifest, complete }) {
+  let sig;
+  try {
+    sig = JSON.parse(sigText);
+  } catch (err) {
+    throw new Error(`bundle.sig is not JSON (${err.message})`);
+  }
+  const env = sig?.dsseEnvelope;
+  if (sig?.mediaType !== BUNDLE_MEDIA_TYPE || !env || env.payloadType !== IN_TOTO || !Array.isArray(env.signatures) || env.signatures.length !== 1) {
+    throw new Error("bundle.sig is not a model_signing Sigstore bundle with one DSSE signature");
+  }
+  const payload = b64decode(env.payload);
+  if (!(await verify(pae(env.payloadType, payload), b64decode(env.signatures[0].sig)))) {
+    throw new Error("bundle.sig does not verify with this public key: wrong key, or a forged signature");
+  }
+  const statement = JSON.parse(new TextDecoder().decode(payload));
+  const pred = statement.predicate ?? {};
+  if (statement._type !== STATEMENT || statement.predicateType !== PREDICATE || pred.serialization?.method !== "files"
+      || pred.serialization?.hash_type !== "sha256" || !Array.isArray(pred.resources)) {
+    throw new Error("bundle.sig signs a statement this reader does not know (expected model_signing v1.0, files, sha256)");
+  }
+  const signed = new Map();
+  const concat = [];
+  for (const r of pred.resources) {
+    if (r.algorithm !== "sha256" || !/^[0-9a-f]{64}$/.test(r.digest)) throw new Error(`bundle.sig: resource ${r.name} has no sha256`);
+    signed.set(r.name, r.digest);
+    concat.push(...r.digest.match(/../g).map((h) => parseInt(h, 16)));
+  }
+  if (statement.subject?.[0]?.digest?.sha256 !== hexOf(await sha256(Uint8Array.from(concat)))) {
+    throw new Error("bundle.sig: the statement's root digest does not match its resources");
+  }
+  const problems = [];
+  const expected = complete ? files : new Map([...Object.entries(manifest.files).map(([k, v]) => [k, v.sha256]), [MANIFEST, files.get(MANIFEST)]]);
+  for (const [rel, digest] of [...expected].sort()) {
+    if (!signed.has(rel)) problems.push(`not signed: ${rel}`);
+    else if (signed.get(rel) !== digest) problems.push(`${rel} differs from the signed file`);
+  }
+  for (const rel of [...signed.keys()].sort()) if (!expected.has(rel)) problems.push(`signed but missing: ${rel}`);
+  if (problems.length) throw new Error(`the files differ from what was signed — ${problems.join("; ")}; refusing the bundle`);
+  return { status: "verified", files: signed.size };
 }

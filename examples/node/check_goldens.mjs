@@ -1,4 +1,7 @@
 // node check_goldens.mjs BUNDLE [--variant fp32] [--pairs LABEL:SEED,...] [--json OUT.json]
+//                        [--public-key public.pem]
+// The bundle is checked first like edgegen.runtime does (schema, file rules, every sha256 and,
+// with --public-key, bundle.sig); every golden file is read once and checked before use.
 // (a) runs every golden test set through onnxruntime-node and matches output_0.pb within the
 //     manifest's suggested atol (1e-5), after checking that input_0.pb is exactly the portable
 //     latent of the set's seed and start;
@@ -8,8 +11,7 @@
 // Exits 1 when (a) or (b) fails.
 
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 
 import { openGenerator, ort } from "./bundle.mjs";
 import { latent, parseSeed, retrySeed, safeRelative, truncate } from "../js/edgegen.mjs";
@@ -18,9 +20,10 @@ import { readTensor } from "./tensorproto.mjs";
 const DEFAULT_PAIRS = "0:0,1:1,2:42,3:18446744073709551615,4:1234567890123,5:7,6:99,7:42,8:9007199254740993,9:31337";
 
 function parseArgs(argv) {
-  const options = { variant: "fp32", pairs: DEFAULT_PAIRS, json: null, bundle: null };
+  const options = { variant: "fp32", pairs: DEFAULT_PAIRS, json: null, bundle: null, publicKey: null };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--variant") options.variant = argv[++i];
+    else if (argv[i] === "--public-key") options.publicKey = argv[++i];
     else if (argv[i] === "--pairs") options.pairs = argv[++i];
     else if (argv[i] === "--json") options.json = argv[++i];
     else if (options.bundle === null) options.bundle = argv[i];
@@ -39,19 +42,19 @@ function hex32(values) {
   return Array.from({ length: values.length }, (_, i) => dv.getUint32(i * 4, true).toString(16).padStart(8, "0"));
 }
 
-async function checkGoldens(root, manifest, session) {
+async function checkGoldens(read, manifest, session) {
   const gen = manifest.generator;
   const atol = manifest.golden.suggested_atol ?? 1e-5;
   let ok = true;
   for (const set of manifest.golden.sets) {
-    const dir = join(root, safeRelative(set.dir));
+    const dir = safeRelative(set.dir);
     const feeds = {};
     gen.inputs.forEach((input, k) => {
-      const t = readTensor(readFileSync(join(dir, `input_${k}.pb`)));
+      const t = readTensor(read(`${dir}/input_${k}.pb`));
       const type = input.dtype === "int64" ? "int64" : "float32";
       feeds[input.name] = new ort.Tensor(type, t.data, t.dims);
     });
-    const expected = readTensor(readFileSync(join(dir, "output_0.pb")));
+    const expected = readTensor(read(`${dir}/output_0.pb`));
     const z = feeds[gen.inputs[0].name].data;
     const ours = latent(parseSeed(set.seed), set.batch, gen.z_dim, set.start);
     const zExact = ours.length === z.length && ours.every((v, i) => Object.is(v, z[i]));
@@ -92,10 +95,10 @@ function checkVectors(manifest) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const { manifest, session, generator } = await openGenerator(args.bundle, { variant: args.variant });
-  console.log(`bundle ${args.bundle}: schema, paths and ${Object.keys(manifest.files).length} sha256 ok; onnxruntime-node ${ort.env.versions.node}`);
+  const { manifest, read, session, generator, signature } = await openGenerator(args.bundle, { variant: args.variant, publicKey: args.publicKey });
+  console.log(`bundle ${args.bundle}: schema, paths and ${Object.keys(manifest.files).length} sha256 ok; signature: ${signature.status}; onnxruntime-node ${ort.env.versions.node}`);
   let goldens = true;
-  if (args.variant === "fp32") goldens = await checkGoldens(args.bundle, manifest, session);
+  if (args.variant === "fp32") goldens = await checkGoldens(read, manifest, session);
   else console.log(`goldens: skipped for ${args.variant} (they are fp32 references; see the manifest's deviation_from_fp32)`);
   const vectors = checkVectors(manifest);
   const pairs = [];

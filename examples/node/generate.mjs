@@ -1,6 +1,8 @@
 // node generate.mjs BUNDLE LABEL SEED OUT.pgm [--variant fp32|fp16|int8] [--truncation PSI]
+//                   [--public-key public.pem]
 // One digit from a verified bundle, written as a binary PGM (P5, 28x28, maxval 255): the same
-// bytes as `Generator.load(BUNDLE).generate([LABEL], seed=SEED)` in Python.
+// bytes as `Generator.load(BUNDLE).generate([LABEL], seed=SEED)` in Python. With --public-key
+// the bundle must carry a bundle.sig by that key over exactly its files.
 
 import { writeFileSync } from "node:fs";
 
@@ -9,9 +11,10 @@ import { parseSeed } from "../js/edgegen.mjs";
 
 function parseArgs(argv) {
   const positional = [];
-  const options = { variant: "fp32", truncation: null };
+  const options = { variant: "fp32", truncation: null, publicKey: null };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--variant") options.variant = argv[++i];
+    else if (argv[i] === "--public-key") options.publicKey = argv[++i];
     else if (argv[i] === "--truncation") options.truncation = Number(argv[++i]);
     else positional.push(argv[i]);
   }
@@ -25,7 +28,7 @@ function parseArgs(argv) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const { manifest, generator } = await openGenerator(args.bundle, { variant: args.variant });
+  const { manifest, generator } = await openGenerator(args.bundle, { variant: args.variant, publicKey: args.publicKey });
   const { u8 } = await generator.generate([args.label], args.seed, { truncation: args.truncation });
   const [height, width] = manifest.postprocess.image_shape;
   writeFileSync(args.out, Buffer.concat([Buffer.from(`P5\n${width} ${height}\n255\n`, "ascii"), Buffer.from(u8)]));

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Prove that edgegen.runtime works with only numpy, onnxruntime and edgegen (installed --no-deps):
+# Prove that edgegen.runtime works with only numpy, onnxruntime, jsonschema (the manifest's
+# validator) and edgegen (installed --no-deps):
 #   bash examples/python/check_minimal_env.sh BUNDLE [LABEL SEED EXPECTED_SHA256]
 #   bash examples/python/check_minimal_env.sh      # no bundle: runs tests/examples/test_minimal_env.py,
 #                                                  # which exports a tiny bundle and calls this script
-# Creates a throw-away venv, installs numpy + onnxruntime from the package index (pip's cache
+# Creates a throw-away venv, installs numpy + onnxruntime + jsonschema from the package index (pip's cache
 # makes a rerun fast), builds and installs edgegen as a wheel with --no-deps, then - from outside
 # the repository, so nothing is imported from the source tree - loads BUNDLE (schema, paths,
-# every sha256), generates digits, checks that torch and onnx were never imported and prints the
+# every sha256, against bundle.schema.json shipped in the wheel), generates digits, checks that
+# torch, onnx and model_signing were never imported and prints the
 # sha256 of the uint8 bytes of generate([LABEL], seed=SEED) (default 7, 42). With
 # EXPECTED_SHA256 it exits 1 unless they match. Takes ~20-60 s. The test suite runs it
 # (tests/examples/test_minimal_env.py).
@@ -33,7 +35,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 "$PYTHON" -m venv "$WORK/venv"
 PIP=("$WORK/venv/bin/python" -m pip --disable-pip-version-check --quiet)
-"${PIP[@]}" install numpy onnxruntime
+"${PIP[@]}" install numpy onnxruntime jsonschema
 # build from a copy of the package's sources, so the checkout gets no build/ or egg-info
 mkdir "$WORK/src"
 for item in pyproject.toml README.md LICENSE edgegen export benchmarks cli; do
@@ -59,7 +61,8 @@ images = g.generate(list(range(g.n_classes)), seed=seed)
 assert images.shape == (g.n_classes, 28, 28) and images.dtype.name == "uint8", images.shape
 assert images.std() > 0, "blank images"
 digest = hashlib.sha256(g.generate([label], seed=seed).tobytes()).hexdigest()
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx"))
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "model_signing"))
+assert g.signature["status"] in ("unsigned", "signed, not checked"), g.signature
 assert not loaded, f"imported {loaded}"
 print(f"{sys.modules['edgegen.runtime'].__file__} in a minimal venv: label {label} seed {seed} "
       f"sha256 {digest}")

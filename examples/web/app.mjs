@@ -1,12 +1,18 @@
-// The browser example: load a bundle over HTTP, check the sha256 of the models it runs against
-// the manifest, draw a digit for (label, seed) on a 28x28 canvas and show the evaluator's verdict.
-// URL parameters: bundle (default /bundle/), label, seed, variant, guard=1, auto=1 (generate at
-// once); pairs=7:42,3:0 with report=/report makes a test run each pair and POST what the canvas
-// shows.
+// The browser example: load a bundle over HTTP, validate manifest.json against the one JSON
+// Schema (served from the Python package by serve.py) with ajv, check the bundle's signature
+// when given a public key, fetch only files the manifest lists and check the sha256 of each
+// against it, draw a digit for (label, seed) on a 28x28 canvas and show the evaluator's verdict.
+// URL parameters: bundle (default /bundle/), schema (default /schema/bundle.schema.json),
+// public_key (a PEM's URL: bundle.sig must verify with it), label, seed, variant, guard=1,
+// auto=1 (generate at once); pairs=7:42,3:0 with report=/report makes a test run each pair and
+// POST what the canvas shows.
 
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 
-import { checkContract, createGenerator, parseSeed, safeRelative } from "../js/edgegen.mjs";
+import {
+  MANIFEST, b64decode, checkContract, checkNames, checkSignature, compileSchema, createGenerator, derToP1363,
+  parseManifest, parseSeed, safeRelative,
+} from "../js/edgegen.mjs";
 
 ort.env.wasm.wasmPaths = new URL("./node_modules/onnxruntime-web/dist/", import.meta.url).href;
 ort.env.wasm.numThreads = 1; // no SharedArrayBuffer without cross-origin isolation; deterministic
@@ -15,9 +21,29 @@ const params = new URLSearchParams(location.search);
 const bundleUrl = new URL(params.get("bundle") ?? "/bundle/", location.href);
 const $ = (id) => document.getElementById(id);
 
+const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+const hexOf = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** ECDSA verification with a PEM public key through WebCrypto (P1363 signatures). */
+async function webVerifier(pem) {
+  const der = b64decode(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""));
+  for (const [namedCurve, hash, size] of [["P-256", "SHA-256", 32], ["P-384", "SHA-384", 48], ["P-521", "SHA-512", 66]]) {
+    let key;
+    try { key = await crypto.subtle.importKey("spki", der, { name: "ECDSA", namedCurve }, false, ["verify"]); } catch { continue; }
+    return async (data, sig) => crypto.subtle.verify({ name: "ECDSA", hash }, key, derToP1363(sig, size), data);
+  }
+  throw new Error("the public key is not a PEM P-256/P-384/P-521 EC public key");
+}
+
+async function fetchBytes(url, what) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${what}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
 async function fetchVerified(manifest, rel) {
-  const meta = manifest.files[safeRelative(rel)];
-  if (!meta) throw new Error(`the manifest names ${rel} without its sha256`);
+  const meta = Object.hasOwn(manifest.files, safeRelative(rel)) ? manifest.files[rel] : null;
+  if (!meta) throw new Error(`the manifest does not list ${rel}: the page loads only listed files`);
   const response = await fetch(new URL(rel, bundleUrl));
   if (!response.ok) throw new Error(`${rel}: HTTP ${response.status}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
@@ -30,10 +56,23 @@ async function fetchVerified(manifest, rel) {
 }
 
 async function openBundle() {
-  const response = await fetch(new URL("manifest.json", bundleUrl));
-  if (!response.ok) throw new Error(`no bundle at ${bundleUrl} (manifest.json: HTTP ${response.status})`);
-  const manifest = await response.json();
+  const Ajv = window.ajv2020?.default ?? window.ajv2020;
+  if (!Ajv) throw new Error("ajv is not loaded (examples/web: npm ci --ignore-scripts)");
+  const schemaUrl = new URL(params.get("schema") ?? "/schema/bundle.schema.json", location.href);
+  const validate = compileSchema(Ajv, JSON.parse(new TextDecoder().decode(await fetchBytes(schemaUrl, "the bundle schema"))));
+  const manifestBytes = await fetchBytes(new URL(MANIFEST, bundleUrl), `no bundle at ${bundleUrl} (manifest.json)`);
+  const manifest = parseManifest(manifestBytes, validate); // before anything reads a field
   checkContract(manifest);
+  checkNames(manifest);
+  let signature = { status: "not checked" };
+  if (params.get("public_key")) {
+    const pem = new TextDecoder().decode(await fetchBytes(new URL(params.get("public_key"), location.href), "the public key"));
+    const sigText = new TextDecoder().decode(await fetchBytes(new URL("bundle.sig", bundleUrl), "bundle.sig (the bundle is not signed?)"));
+    signature = await checkSignature(sigText, {
+      verify: await webVerifier(pem), sha256, manifest, complete: false,
+      files: new Map([[MANIFEST, hexOf(await sha256(manifestBytes))]]),
+    });
+  }
   const options = { executionProviders: ["wasm"] };
   const evaluator = manifest.evaluator
     ? await ort.InferenceSession.create(await fetchVerified(manifest, manifest.evaluator.file), options) : null;
@@ -44,7 +83,7 @@ async function openBundle() {
     sessions[variant] ??= await ort.InferenceSession.create(await fetchVerified(manifest, entry.file), options);
     return createGenerator(ort, manifest, sessions[variant], evaluator);
   }
-  return { manifest, generator, hasEvaluator: evaluator !== null };
+  return { manifest, generator, hasEvaluator: evaluator !== null, signature };
 }
 
 /** Draw uint8 pixels on the canvas, then read back what the canvas holds (one byte a pixel). */
@@ -111,7 +150,7 @@ async function main() {
   if (params.get("pairs") && window.__report) {
     const results = await runPairs(bundle, variant(), guard());
     $("status").textContent = `generated ${results.length} digits`;
-    await fetch(window.__report, { method: "POST", body: JSON.stringify({ onnxruntime_web: ort.env.versions.web, results }) });
+    await fetch(window.__report, { method: "POST", body: JSON.stringify({ onnxruntime_web: ort.env.versions.web, signature: bundle.signature, results }) });
     return;
   }
   $("form").addEventListener("submit", async (event) => {

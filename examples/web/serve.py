@@ -1,7 +1,15 @@
-"""Serve the browser example: ``python examples/web/serve.py BUNDLE [--port 8000]``.
+"""Serve the browser example: ``python examples/web/serve.py BUNDLE [--port N] [--public-key K]``.
 
 Serves ``examples/`` (the page under ``/web/``, the shared JavaScript under ``/js/``,
-onnxruntime-web from ``/web/node_modules/``) and the bundle under ``/bundle/``, on 127.0.0.1 only.
+onnxruntime-web and ajv from ``/web/node_modules/``), the bundle under ``/bundle/``, the one JSON
+Schema of the manifest under ``/schema/bundle.schema.json`` (the file edgegen's Python package
+ships — never a copy) and, with ``--public-key``, that PEM under ``/public_key.pem`` (open the
+page with ``?public_key=/public_key.pem`` to check the bundle's signature), on 127.0.0.1 only.
+
+A browser cannot list a folder or see a link, so the server enforces the file rules it can:
+under ``/bundle/`` it serves regular files only — never a symbolic link (at any level), a
+special file, a folder listing, or a path that leaves the bundle — and the page fetches only
+what the manifest lists, checking each file's sha256.
 A test passes ``on_report``: the page then POSTs its results to ``/report`` (see app.mjs).
 Standard library only, so it runs wherever Python does.
 """
@@ -10,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
+import os
 import posixpath
+import stat
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -25,6 +36,22 @@ TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "applicat
          ".json": "application/json", ".onnx": "application/octet-stream",
          ".pb": "application/octet-stream"}
 MAX_REPORT = 16 << 20
+SCHEMA_NAME = "bundle.schema.json"
+
+
+def schema_file() -> Path:
+    """edgegen/runtime/bundle.schema.json of this checkout, else of the installed package
+    (found without importing it)."""
+    here = EXAMPLES.parent / "edgegen" / "runtime" / SCHEMA_NAME
+    if here.is_file():
+        return here
+    spec = importlib.util.find_spec("edgegen")
+    if spec is not None and spec.origin:
+        installed = Path(spec.origin).parent / "runtime" / SCHEMA_NAME
+        if installed.is_file():
+            return installed
+    raise SystemExit(f"cannot find edgegen/runtime/{SCHEMA_NAME}: run from an edgegen checkout "
+                     "or install edgegen")
 
 
 class Handler(SimpleHTTPRequestHandler):
@@ -33,10 +60,62 @@ class Handler(SimpleHTTPRequestHandler):
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **TYPES}
 
     def __init__(self, *args: Any, bundle: Path, on_report: Callable[[Any], None] | None,
-                 **kwargs: Any) -> None:
+                 public_key: Path | None = None, **kwargs: Any) -> None:
         self.bundle = bundle
         self.on_report = on_report
+        self.public_key = public_key
         super().__init__(*args, directory=str(EXAMPLES), **kwargs)
+
+    def send_head(self) -> Any:
+        """The bundle's files, the schema and the public key by the rules in the module doc;
+        everything else as a static file server."""
+        parts = [p for p in posixpath.normpath(unquote(urlsplit(self.path).path)).split("/") if p]
+        if parts[:1] == ["bundle"]:
+            return self._send_regular(self.bundle, parts[1:])
+        if parts == ["schema", SCHEMA_NAME]:
+            return self._send_regular(schema_file().parent, [SCHEMA_NAME])
+        if parts == ["public_key.pem"] and self.public_key is not None:
+            return self._send_regular(self.public_key.parent, [self.public_key.name])
+        return super().send_head()
+
+    def _send_regular(self, root: Path, parts: list[str]) -> Any:
+        """``root/parts`` when it is a regular file reached through no symbolic link; else an
+        error status (403 for a link or a folder, 404 for anything missing or special)."""
+        if not parts or any(p in ("..", ".") or "\x00" in p or "\\" in p for p in parts):
+            self.send_error(403, "only files inside the bundle are served")
+            return None
+        here = root
+        for part in parts:
+            here = here / part
+            try:
+                mode = os.lstat(here).st_mode
+            except OSError:
+                self.send_error(404, "not found")
+                return None
+            if stat.S_ISLNK(mode):
+                self.send_error(403, "a symbolic link is never served (it can point outside "
+                                     "the bundle)")
+                return None
+        if not stat.S_ISREG(mode):
+            self.send_error(403 if stat.S_ISDIR(mode) else 404, "only regular files are served")
+            return None
+        try:
+            fd = os.open(here, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            self.send_error(403, "refused")
+            return None
+        fh = os.fdopen(fd, "rb")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            fh.close()
+            self.send_error(404, "only regular files are served")
+            return None
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(here)))
+        self.send_header("Content-Length", str(st.st_size))
+        self.end_headers()
+        return fh
 
     def translate_path(self, path: str) -> str:
         """``/bundle/x`` -> ``BUNDLE/x``; everything else under ``examples/``.
@@ -69,12 +148,15 @@ class Handler(SimpleHTTPRequestHandler):
 
 
 def make_server(bundle: str | Path, port: int = 0,
-                on_report: Callable[[Any], None] | None = None) -> ThreadingHTTPServer:
+                on_report: Callable[[Any], None] | None = None,
+                public_key: str | Path | None = None) -> ThreadingHTTPServer:
     """A server on 127.0.0.1 (``port=0``: any free port), not yet serving."""
     bundle = Path(bundle).resolve()
     if not (bundle / "manifest.json").is_file():
         raise SystemExit(f"{bundle} has no manifest.json: expected a bundle made by edgegen export")
-    handler = partial(Handler, bundle=bundle, on_report=on_report)
+    schema_file()  # fail now, not on the page's first request
+    key = Path(public_key).resolve() if public_key is not None else None
+    handler = partial(Handler, bundle=bundle, on_report=on_report, public_key=key)
     return ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 
@@ -88,9 +170,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--public-key", type=Path, default=None,
+                        help="PEM public key served at /public_key.pem for the page's "
+                             "signature check")
     args = parser.parse_args()
-    server = make_server(args.bundle, args.port)
-    print(f"open http://127.0.0.1:{server.server_address[1]}/web/ (Ctrl-C stops)")
+    server = make_server(args.bundle, args.port, public_key=args.public_key)
+    query = "?public_key=/public_key.pem" if args.public_key else ""
+    print(f"open http://127.0.0.1:{server.server_address[1]}/web/{query} (Ctrl-C stops)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

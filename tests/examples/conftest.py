@@ -16,8 +16,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _npm_ci(folder: Path, package: str) -> Path:
-    if not (folder / "node_modules" / package / "package.json").is_file():
+def _npm_ci(folder: Path, *packages: str) -> Path:
+    """``npm ci`` when one of ``packages`` is missing (a checkout older than its lockfile)."""
+    if not all((folder / "node_modules" / p / "package.json").is_file() for p in packages):
         npm = shutil.which("npm")
         if npm is None:
             pytest.skip(f"{folder}/node_modules is missing and npm is not installed "
@@ -34,13 +35,13 @@ def node_example() -> Path:
     """examples/node with its dependencies; skipped only when there is no ``node``."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed (Debian: apt-get install -y nodejs npm)")
-    return _npm_ci(EXAMPLES / "node", "onnxruntime-node")
+    return _npm_ci(EXAMPLES / "node", "onnxruntime-node", "ajv")
 
 
 @pytest.fixture(scope="session")
 def web_example() -> Path:
     """examples/web with onnxruntime-web installed (the page needs no node, only its files)."""
-    return _npm_ci(EXAMPLES / "web", "onnxruntime-web")
+    return _npm_ci(EXAMPLES / "web", "onnxruntime-web", "ajv-dist")
 
 
 @pytest.fixture(scope="session")

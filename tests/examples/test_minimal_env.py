@@ -1,4 +1,5 @@
-"""A fresh venv with only numpy, onnxruntime and edgegen (--no-deps) generates Python's bytes."""
+"""A fresh venv with only numpy, onnxruntime, jsonschema and edgegen (--no-deps) generates
+Python's bytes (the wheel ships bundle.schema.json: loading validates against it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "python" / "check_mi
 
 
 def test_minimal_venv_generates_the_same_bytes(tiny_bundle: Path) -> None:
-    """Builds a venv and installs numpy + onnxruntime + an edgegen wheel (~30-60 s)."""
+    """Builds a venv and installs numpy + onnxruntime + jsonschema + an edgegen wheel."""
     want = hashlib.sha256(Generator.load(tiny_bundle).generate([3], seed=99).tobytes())
     done = subprocess.run(["bash", str(SCRIPT), str(tiny_bundle), "3", "99", want.hexdigest()],
                           capture_output=True, text=True, timeout=900,
@@ -23,5 +24,5 @@ def test_minimal_venv_generates_the_same_bytes(tiny_bundle: Path) -> None:
     assert f"sha256 {want.hexdigest()}" in done.stdout
     installed = done.stdout.split("installed: ")[1].split()
     names = {line.split("==")[0].lower() for line in installed}
-    assert {"edgegen", "numpy", "onnxruntime"} <= names
-    assert not names & {"torch", "onnx", "torchvision", "onnxscript", "typer"}
+    assert {"edgegen", "numpy", "onnxruntime", "jsonschema"} <= names
+    assert not names & {"torch", "onnx", "torchvision", "onnxscript", "typer", "model-signing"}

@@ -8,6 +8,7 @@ canvas holds (and the evaluator's verdict) back to the server, so no browser dri
 from __future__ import annotations
 
 import importlib.util
+import json
 import queue
 import shutil
 import subprocess
@@ -37,11 +38,12 @@ def _serve_module() -> Any:
 
 
 def run_page(chromium: str, bundle: Path, tmp_path: Path, timeout: float = 180,
-             **query: str) -> dict[str, Any]:
-    """Open the page on ``bundle`` with ``query`` and return what it reports."""
+             key_file: Path | None = None, **query: str) -> dict[str, Any]:
+    """Open the page on ``bundle`` with ``query`` and return what it reports (``key_file``: a
+    PEM served at /public_key.pem; ``public_key="/public_key.pem"`` in the query uses it)."""
     serve = _serve_module()
     reports: queue.Queue[dict[str, Any]] = queue.Queue()
-    server = serve.make_server(bundle, 0, reports.put)
+    server = serve.make_server(bundle, 0, reports.put, public_key=key_file)
     serve.serve_in_thread(server)
     url = (f"http://127.0.0.1:{server.server_address[1]}/web/?"
            + urlencode({**query, "report": "/report"}))
@@ -114,3 +116,77 @@ def test_page_refuses_a_model_whose_sha256_does_not_match(
     (root / "model.onnx").write_bytes(bytes(data))
     report = run_page(chromium, root, tmp_path, pairs="7:42")
     assert "model.onnx has sha256" in report.get("error", ""), report
+
+
+# -- issue 15: the same rules as Python (schema, listed files only, no links, the signature) ----
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_server_serves_only_regular_files_of_the_bundle_and_the_one_schema(
+        tiny_bundle: Path, tmp_path: Path) -> None:
+    """A browser cannot see links or list folders: serve.py refuses them for it."""
+    serve = _serve_module()
+    root = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not yours")
+    (root / "README.md").unlink()
+    (root / "README.md").symlink_to(outside)  # a link leaving the bundle
+    (root / "golden" / "test_data_set_9").symlink_to(tmp_path)  # a linked folder
+    server = serve.make_server(root, 0, lambda _: None)
+    serve.serve_in_thread(server)
+    port = server.server_address[1]
+    try:
+        status, body = _get(port, "/bundle/model.onnx")
+        assert status == 200 and body == (root / "model.onnx").read_bytes()
+        status, body = _get(port, "/schema/bundle.schema.json")
+        schema = Path(__file__).resolve().parents[2] / "edgegen/runtime/bundle.schema.json"
+        assert status == 200 and body == schema.read_bytes()  # the package's file itself
+        for path in ("/bundle/README.md", "/bundle/golden/test_data_set_9/secret.txt",
+                     "/bundle/golden/", "/bundle/", "/bundle/../../secret.txt",
+                     "/bundle/%2e%2e/secret.txt", "/bundle/golden/..%2f..%2fsecret.txt",
+                     "/public_key.pem"):
+            status, body = _get(port, path)
+            assert status in (403, 404) and b"not yours" not in body, (path, status)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_page_validates_the_manifest_with_the_one_schema(
+        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["variants"]["fp16"]["file"]  # a variant without file
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    report = run_page(chromium, root, tmp_path, pairs="7:42")
+    assert "$.variants.fp16: must have required property 'file'" in report.get("error", ""), \
+        report
+
+
+def test_page_checks_the_signature_with_a_public_key(
+        web_example: Path, chromium: str, signed_bundle: Path, signing_keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    from tests.export.test_signing import tamper_consistently
+
+    report = run_page(chromium, signed_bundle, tmp_path, key_file=signing_keys["public"],
+                      pairs="7:42", public_key="/public_key.pem")
+    assert "error" not in report, report
+    assert report["signature"]["status"] == "verified"
+    g = Generator.load(signed_bundle, public_key=signing_keys["public"])
+    assert bytes.fromhex(report["results"][0]["canvas_hex"]) == g.generate([7], seed=42).tobytes()
+    root = Path(shutil.copytree(signed_bundle, tmp_path / "tampered"))
+    tamper_consistently(root, "drop")
+    report = run_page(chromium, root, tmp_path, key_file=signing_keys["public"],
+                      pairs="7:42", public_key="/public_key.pem")
+    assert "manifest.json differs from the signed file" in report.get("error", ""), report
