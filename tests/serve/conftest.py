@@ -8,6 +8,7 @@ flight. Whatever happens, teardown stops it and checks by process id that nothin
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -131,8 +132,6 @@ def server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.5)
         left = sorted(p for p in srv.pids if alive(p))
         for p in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         assert not left, f"processes left behind by edgegen serve: {left}"

@@ -142,10 +142,11 @@ def test_bad_bodies_paths_and_queries(server: Server) -> None:
     assert _json(server, "GET", f"/v2/models/{server.name}/infer")[0] == 405
 
 
-def _burst(server: Server, n: int) -> list[tuple[int, dict[str, str], bytes]]:
-    """``n`` requests released at once, each on its own connection."""
+def _burst(server: Server, n: int) -> list[tuple[int, int, dict[str, str], bytes]]:
+    """``n`` requests released at once, each on its own connection: (i, status, headers,
+    body) of request ``i`` = label i % 10, seed i."""
     start = threading.Barrier(n)
-    out: list[tuple[int, dict[str, str], bytes]] = []
+    out: list[tuple[int, int, dict[str, str], bytes]] = []
     lock = threading.Lock()
 
     def one(i: int) -> None:
@@ -155,7 +156,7 @@ def _burst(server: Server, n: int) -> list[tuple[int, dict[str, str], bytes]]:
         except OSError as exc:  # a lost request: the test fails on it
             res = (-1, {}, repr(exc).encode())
         with lock:
-            out.append(res)
+            out.append((i, *res))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
@@ -170,12 +171,14 @@ def test_overload_is_503_with_retry_after_and_nothing_is_lost(server: Server, ge
     """Far more concurrent requests than the server holds (4 on the replica + 2 waiting at the
     proxy): every one is answered, 200 with the right bytes or 503 with Retry-After."""
     results = _burst(server, 48)
-    codes = Counter(status for status, _, _ in results)
+    codes = Counter(status for _, status, _, _ in results)
     assert set(codes) <= {200, 503} and sum(codes.values()) == 48, codes
     assert codes[503] >= 1 and codes[200] >= 1, codes
-    for status, headers, body in results:
+    for i, status, headers, body in results:
         if status == 503:
-            assert int(headers["retry-after"]) >= 1
+            assert int(headers["retry-after"]) >= 1 and b"error" in body
+        else:
+            assert np.array_equal(np.load(io.BytesIO(body)), gen.generate([i % 10], seed=i)[0])
     assert _json(server, "GET", "/v2/health/ready")[0] == 200  # it recovers at once
 
 
