@@ -179,7 +179,7 @@ def validate(cfg: BenchConfig) -> None:
     if (cfg.io_binding or cfg.cuda_graph) and cfg.provider == "cpu":
         raise ConfigError("--io-binding and --cuda-graph are for --provider cuda or tensorrt "
                           "(on CPU the inputs already live where the model runs)")
-    require_positive(cfg, "qps", "p99_bound_ms")
+    require_positive(cfg, "qps", "p99_bound_ms", "sweep_steps")
     if cfg.scenario == "server" and not cfg.server_duration_s > 0:
         raise ConfigError(f"--duration must be positive, got {cfg.server_duration_s}")
     cfg.plan().validate()

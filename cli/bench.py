@@ -79,6 +79,8 @@ def bench_command(
     p99_bound_ms: float = typer.Option(None, "--p99-bound-ms",
                                        help="Server: sweep for the highest QPS whose p99 "
                                             "stays under this bound."),
+    sweep_steps: int = typer.Option(B.sweep_steps, "--sweep-steps",
+                                    help="Server with --p99-bound-ms: runs of the QPS sweep."),
     matmul: bool = typer.Option(B.measure_matmul, "--matmul/--no-matmul",
                                 help="Measure the machine's dense fp32 matmul rate (the "
                                      "efficiency yardstick, about 2 s)."),
@@ -116,7 +118,8 @@ def bench_command(
             spinning=_spinning(spinning), tune=tune,
             warmup_iters=warmup_iters, warmup_s=warmup_s, iters=iters, rounds=rounds,
             scenario=scenario, qps=qps, workers=workers, max_batch=max_batch,
-            max_delay_ms=max_delay_ms, p99_bound_ms=p99_bound_ms, eval_report=eval_report,
+            max_delay_ms=max_delay_ms, p99_bound_ms=p99_bound_ms, sweep_steps=sweep_steps,
+            eval_report=eval_report,
             measure_matmul=matmul, url=url, model=model, http_tensors=http_tensors.lower(),
             connections=connections, **timed)
         from edgegen.benchmarks.bench import bench

@@ -44,12 +44,22 @@ def serve_command(
     address: str = typer.Option(None, "--address",
                                 help="Join a running Ray cluster: auto or HOST:PORT (default: "
                                      "start a local one on 127.0.0.1)."),
+    node_ip: str = typer.Option(S.node_ip, "--node-ip-address",
+                                help="With --address: the IP this machine's Ray node was "
+                                     "started with (`ray start --node-ip-address`)."),
+    max_replicas_per_node: int = typer.Option(S.max_replicas_per_node,
+                                              "--max-replicas-per-node",
+                                              help="Spread the replicas: at most this many on "
+                                                   "one node (0: no limit)."),
     name: str = typer.Option(None, "--name",
                              help="Model name in the URLs (default: the bundle folder's "
                                   "name)."),
     drain_timeout: float = typer.Option(S.drain_timeout_s, "--drain-timeout",
                                         help="SIGTERM: the longest to wait for in-flight "
                                              "requests."),
+    access_log: bool = typer.Option(S.access_log, "--access-log",
+                                    help="Ray Serve's log line per request (costs CPU per "
+                                         "request)."),
     json_path: Path = typer.Option(None, "--json",
                                    help="Write the run's report (placement, timings) here "
                                         "when the server stops."),
@@ -60,7 +70,9 @@ def serve_command(
                       guard=guard, provider=provider.lower(), max_batch=max_batch,
                       max_delay_ms=max_delay_ms, max_ongoing_requests=max_ongoing,
                       max_queued_requests=max_queued, max_request_rows=max_request_rows,
-                      threads=threads, address=address, drain_timeout_s=drain_timeout)
+                      threads=threads, address=address, drain_timeout_s=drain_timeout,
+                      max_replicas_per_node=max_replicas_per_node, node_ip=node_ip,
+                      access_log=access_log)
     with errors_to_exit():
         from edgegen.serve.server import serve_bundle
 

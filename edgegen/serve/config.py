@@ -34,9 +34,12 @@ class ServeConfig:
     max_request_rows: int = 256  # rows (images) one request may ask for
     threads: int = 0  # ONNX Runtime intra-op threads per replica; 0: usable cores / replicas
     address: str | None = None  # join a Ray cluster ("auto" or HOST:PORT); None: start one
+    node_ip: str = HOST  # this machine's Ray node address (ray start --node-ip-address)
     num_cpus: float = 0.0  # Ray CPUs each replica reserves (0: none, so replicas always fit)
+    max_replicas_per_node: int = 0  # 0: no limit; 1 spreads the replicas over the nodes
     drain_timeout_s: float = 30.0  # SIGTERM: the longest to wait for in-flight requests
     retry_after_s: int = 1  # the Retry-After header of a 503
+    access_log: bool = False  # Ray Serve's line per request (proxy and replica): CPU per request
 
     @property
     def model_name(self) -> str:
@@ -62,7 +65,7 @@ def validate(cfg: ServeConfig) -> None:
         raise ConfigError(f"--port must be an integer in 1..65535, got {cfg.port!r}")
     require_positive(cfg, "replicas", "max_batch", "max_request_rows", "drain_timeout_s")
     for name in ("max_delay_ms", "max_ongoing_requests", "max_queued_requests", "threads",
-                 "num_cpus", "retry_after_s"):
+                 "num_cpus", "retry_after_s", "max_replicas_per_node"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got "
                               f"{getattr(cfg, name)}")

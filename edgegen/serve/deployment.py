@@ -74,7 +74,7 @@ class EdgegenModel:
         # every reply says which replica and node answered (scale-out is observable)
         self.reply_headers = {"x-edgegen-replica": self.info["replica"],
                               "x-edgegen-node": self.info["node"][:12]}
-        self.watcher = GateWatcher(cfg.model_name, self.info["replica"], self.endpoints)
+        self.watcher = GateWatcher(cfg.model_name, self.info, self.endpoints)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="edgegen-infer")
         self.batched.set_max_batch_size(cfg.max_batch)
         self.batched.set_batch_wait_timeout_s(cfg.max_delay_ms / 1000.0)
@@ -98,14 +98,17 @@ class EdgegenModel:
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type,
                         headers={**self.reply_headers, **reply.headers})
 
-    def where(self) -> dict[str, Any]:
-        """This replica's id, node id, process id and ONNX Runtime threads."""
-        return self.info
-
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose session broke is restarted."""
         if not self.generator.variants:
             raise RuntimeError("the replica lost its model")
+
+
+def logging_config(cfg: ServeConfig) -> dict[str, Any]:
+    """Ray Serve's logs: warnings, and an access log line per request only when asked (on a
+    small machine writing it costs a visible share of each request's CPU)."""
+    return {"enable_access_log": cfg.access_log, "log_level": "INFO" if cfg.access_log
+            else "WARNING"}
 
 
 def application(cfg: ServeConfig) -> Any:
@@ -113,12 +116,15 @@ def application(cfg: ServeConfig) -> Any:
     from ray.serve.config import BackpressureConfig
 
     config = {**asdict(cfg), "bundle": str(Path(cfg.bundle).resolve())}
+    spread = {"max_replicas_per_node": cfg.max_replicas_per_node} \
+        if cfg.max_replicas_per_node else {}
     return EdgegenModel.options(
         name=cfg.model_name, num_replicas=cfg.replicas,
         max_ongoing_requests=cfg.ongoing, max_queued_requests=cfg.queued,
         backpressure_config=BackpressureConfig(status_code=503,
                                                retry_after_s=cfg.retry_after_s),
         ray_actor_options={"num_cpus": cfg.num_cpus},
+        logging_config=logging_config(cfg),
         graceful_shutdown_timeout_s=cfg.drain_timeout_s,
-        graceful_shutdown_wait_loop_s=0.2,
+        graceful_shutdown_wait_loop_s=0.2, **spread,
     ).bind(config)

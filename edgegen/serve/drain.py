@@ -38,10 +38,14 @@ class DrainGate:
     def close(self) -> None:
         self.draining = True
 
-    def report(self, replica: str, inflight: int, draining: bool, served: int) -> bool:
-        """A replica's state; the answer says whether it must drain."""
-        self.replicas[replica] = {"inflight": inflight, "draining": draining, "served": served,
-                                  "at": time.time()}
+    def report(self, replica: str, inflight: int, draining: bool, served: int,
+               where: dict[str, Any] | None = None) -> bool:
+        """A replica's state (and, in its first report, where it runs); the answer says whether
+        it must drain."""
+        entry = self.replicas.setdefault(replica, {})
+        entry.update(inflight=inflight, draining=draining, served=served, at=time.time())
+        if where:
+            entry["where"] = where
         return self.draining
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -56,6 +60,20 @@ def create_gate(app: str) -> Any:
     with contextlib.suppress(ValueError):
         ray.kill(ray.get_actor(name, namespace=NAMESPACE))
     return ray.remote(num_cpus=0)(DrainGate).options(name=name, namespace=NAMESPACE).remote()
+
+
+def placement(gate: Any, count: int, timeout_s: float) -> list[dict[str, Any]]:
+    """Where each replica runs (replica id, node id, pid, threads), from the replicas' own
+    reports, once ``count`` of them have reported (or ``timeout_s`` passed)."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = ray.get(gate.status.remote())
+        found = [r["where"] for r in status.values() if "where" in r]
+        if len(found) >= count or time.monotonic() > deadline:
+            return sorted(found, key=lambda w: w["replica"])
+        time.sleep(PERIOD_S)
 
 
 def drain(gate: Any, replicas: set[str], timeout_s: float) -> dict[str, dict[str, Any]]:
@@ -79,8 +97,9 @@ class GateWatcher:
     ``draining`` flag when the gate closes (``target`` has ``inflight``, ``served`` and
     ``draining`` attributes: ``app.Endpoints``)."""
 
-    def __init__(self, app: str, replica: str, target: Any) -> None:
-        self.app, self.replica, self.target = app, replica, target
+    def __init__(self, app: str, where: dict[str, Any], target: Any) -> None:
+        self.app, self.where, self.target = app, where, target
+        self.replica = where["replica"]
         self.found = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="edgegen-drain", daemon=True)
@@ -94,11 +113,13 @@ class GateWatcher:
         except ValueError:
             return  # deployed without a gate: no coordinated drain
         self.found = True
+        where: dict[str, Any] | None = self.where  # sent once
         while not self._stop.wait(PERIOD_S):
             t = self.target
             try:
                 close = ray.get(gate.report.remote(self.replica, t.inflight, t.draining,
-                                                   t.served), timeout=10)
+                                                   t.served, where), timeout=10)
+                where = None
             except Exception:  # noqa: BLE001 - the driver is gone: keep serving
                 return
             if close:

@@ -19,6 +19,7 @@ Order of events:
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import signal
 import threading
 import time
@@ -32,7 +33,7 @@ from edgegen.runtime.errors import ConfigError, EdgegenError
 from edgegen.runtime.providers import require_providers
 from edgegen.runtime.report import Report
 from edgegen.serve.config import HOST, ServeConfig, validate
-from edgegen.serve.drain import create_gate, drain
+from edgegen.serve.drain import create_gate, drain, placement
 
 Emit = Callable[[str], None]
 
@@ -82,16 +83,11 @@ class RunningServer:
         self.url = cfg.url
         self.stopped = False
 
-    def placement(self, tries: int = 64) -> list[dict[str, Any]]:
-        """Which node and process each replica runs in (asked of the replicas through the
-        deployment handle until every one has answered, or ``tries`` calls)."""
-        seen: dict[str, dict[str, Any]] = {}
-        for _ in range(tries):
-            info = self.handle.where.remote().result(timeout_s=30)
-            seen[info["replica"]] = info
-            if len(seen) >= self.cfg.replicas:
-                break
-        return sorted(seen.values(), key=lambda d: d["replica"])
+    def placement(self) -> list[dict[str, Any]]:
+        """Which node and process each replica runs in, as the replicas report it to the drain
+        gate (a deployment handle routes to one replica, so asking through it cannot see them
+        all)."""
+        return placement(self.gate, self.cfg.replicas, timeout_s=30.0)
 
     def stop(self, linger_s: float = 0.5) -> float:
         """Drain, then shut down; returns the seconds it took. Safe to call twice.
@@ -127,16 +123,19 @@ def _init_ray(cfg: ServeConfig) -> bool:
     started it (and must stop it)."""
     import ray
 
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # an offline machine: no telemetry
     common = {"logging_level": "WARNING", "log_to_driver": False}
     if cfg.address is not None:
         try:
-            ray.init(address=cfg.address, **common)
+            # the driver's own node: on this machine, where edgegen's Ray nodes run on
+            # 127.0.0.1 (ray start --node-ip-address=127.0.0.1)
+            ray.init(address=cfg.address, _node_ip_address=cfg.node_ip, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ServeError(f"cannot join the Ray cluster at {cfg.address!r} ({exc}); start "
                              "one with `ray start --head --node-ip-address=127.0.0.1` or leave "
                              "out --address") from None
         return False
-    ray.init(_node_ip_address=HOST, include_dashboard=False, **common)
+    ray.init(_node_ip_address=cfg.node_ip, include_dashboard=False, **common)
     return True
 
 
@@ -146,13 +145,16 @@ def start(cfg: ServeConfig, emit: Emit | None = None) -> RunningServer:
     preflight(cfg)
     from ray import serve
 
-    from edgegen.serve.deployment import application
+    from edgegen.serve.deployment import application, logging_config
 
     owns = _init_ray(cfg)
     try:
         say(f"ray: {'local cluster on ' + HOST if owns else 'joined ' + str(cfg.address)}; "
             f"deploying {cfg.replicas} replica(s) of {cfg.model_name}")
-        serve.start(http_options={"host": HOST, "port": cfg.port})
+        # one HTTP proxy, on the head node: every node of a cluster on one machine shares
+        # 127.0.0.1, where a proxy per node could not bind the same port
+        serve.start(proxy_location="HeadOnly", http_options={"host": HOST, "port": cfg.port},
+                    logging_config=logging_config(cfg))
         gate = create_gate(cfg.model_name)
         handle = serve.run(application(cfg), name=cfg.model_name, route_prefix="/",
                            blocking=False)
