@@ -57,6 +57,10 @@ def serve_command(
     drain_timeout: float = typer.Option(S.drain_timeout_s, "--drain-timeout",
                                         help="SIGTERM: the longest to wait for in-flight "
                                              "requests."),
+    ingress: str = typer.Option(S.ingress, "--ingress",
+                                help="proxy: Ray Serve's HTTP proxy; haproxy: Ray Serve's "
+                                     "HAProxy ingress straight to the replicas (less CPU per "
+                                     "request; experimental in Ray)."),
     access_log: bool = typer.Option(S.access_log, "--access-log",
                                     help="Ray Serve's log line per request (costs CPU per "
                                          "request)."),
@@ -72,7 +76,7 @@ def serve_command(
                       max_queued_requests=max_queued, max_request_rows=max_request_rows,
                       threads=threads, address=address, drain_timeout_s=drain_timeout,
                       max_replicas_per_node=max_replicas_per_node, node_ip=node_ip,
-                      access_log=access_log)
+                      access_log=access_log, ingress=ingress.lower())
     with errors_to_exit():
         from edgegen.serve.server import serve_bundle
 

@@ -175,7 +175,7 @@ def run_setup(name: str, a: argparse.Namespace, out: Path, *, replicas: int,
     serve_cmd = [PY, "-m", "edgegen", "serve", a.bundle, "--port", str(port),
                  "--replicas", str(replicas), "--max-batch", str(a.max_batch),
                  "--max-delay-ms", str(a.max_delay_ms), "--threads", str(a.threads),
-                 "--json", str(out / f"{name}-serve.json")]
+                 "--ingress", a.ingress, "--json", str(out / f"{name}-serve.json")]
     if address:
         serve_cmd += ["--address", address, "--max-replicas-per-node", "1"]
     print(f"[{name}] $ {' '.join(serve_cmd)}", flush=True)
@@ -288,7 +288,8 @@ def _wait_nodes(address: str, count: int, timeout_s: float, proc: Proc) -> None:
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"# edgegen serve: scale-out ({meta['started']})", "",
              f"Bundle `{meta['bundle']}`; dynamic batching {meta['max_batch']} requests / "
-             f"{meta['max_delay_ms']} ms; {meta['threads']} ONNX Runtime thread(s) per replica; "
+             f"{meta['max_delay_ms']} ms; {meta['ingress']} ingress; "
+             f"{meta['threads']} ONNX Runtime thread(s) per replica; "
              f"p99 bound {meta['p99_bound_ms']} ms; machine load (1/5/15 min) at start "
              f"{', '.join(f'{x:.1f}' for x in meta['load_start'])}.", "",
              "| setup | replicas | nodes used | best QPS, p99 ≤ bound | p99 at best (ms) | "
@@ -320,6 +321,7 @@ def main() -> int:
     p.add_argument("--max-delay-ms", type=float, default=2.0)
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per replica")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--ingress", default="proxy", choices=("proxy", "haproxy"))
     p.add_argument("--node-cpus", type=int, default=1, help="--num-cpus of each Ray node")
     p.add_argument("--start-timeout", type=float, default=300.0)
     p.add_argument("--bench-timeout", type=float, default=1800.0)
@@ -329,9 +331,11 @@ def main() -> int:
         return 2
     out = a.results
     out.mkdir(parents=True, exist_ok=True)
+    if a.ingress == "haproxy":  # read by Serve's controller, which runs on the cluster's nodes
+        ENV["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     meta = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "bundle": a.bundle, "max_batch": a.max_batch, "max_delay_ms": a.max_delay_ms,
-            "threads": a.threads, "p99_bound_ms": a.p99_bound_ms,
+            "threads": a.threads, "p99_bound_ms": a.p99_bound_ms, "ingress": a.ingress,
             "load_start": os.getloadavg(), "cpus": os.cpu_count(),
             "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     rows = []

@@ -14,6 +14,7 @@ from pathlib import Path
 from edgegen.runtime.errors import ConfigError, require_positive
 
 HOST = "127.0.0.1"  # edgegen binds to the loopback only; put a proxy in front to go further
+INGRESSES = ("proxy", "haproxy")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ServeConfig:
     drain_timeout_s: float = 30.0  # SIGTERM: the longest to wait for in-flight requests
     retry_after_s: int = 1  # the Retry-After header of a 503
     access_log: bool = False  # Ray Serve's line per request (proxy and replica): CPU per request
+    ingress: str = "proxy"  # proxy: Ray Serve's HTTP proxy | haproxy: HAProxy to the replicas
 
     @property
     def model_name(self) -> str:
@@ -69,12 +71,21 @@ def validate(cfg: ServeConfig) -> None:
         if getattr(cfg, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got "
                               f"{getattr(cfg, name)}")
+    if cfg.ingress not in INGRESSES:
+        raise ConfigError(f"--ingress {cfg.ingress!r}: expected one of {', '.join(INGRESSES)}")
     name = cfg.model_name
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise ConfigError(f"model name {name!r} must be letters, digits, '-', '_' or '.' "
                           "(it is a URL path segment); pass --name")
     if cfg.address is None:
         port_is_free(cfg.port)
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that is free on ``host`` now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def port_is_free(port: int, host: str = HOST) -> None:

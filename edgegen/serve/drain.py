@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 NAMESPACE = "edgegen"
-PERIOD_S = 0.05  # a replica's report interval: 20 tiny actor calls a second
+PERIOD_S = 0.2  # a replica's report interval: 5 tiny actor calls a second
 
 
 def gate_name(app: str) -> str:

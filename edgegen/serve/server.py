@@ -108,7 +108,13 @@ class RunningServer:
             replicas = {p["replica"] for p in self.placement()}
             drain(self.gate, replicas, self.cfg.drain_timeout_s)
             time.sleep(linger_s)
-            if self.owns_ray:
+            if self.owns_ray and self.cfg.ingress == "haproxy":
+                # with the HAProxy ingress a replica's own HTTP server waits for its idle
+                # keep-alive connections (serve.delete / serve.shutdown take the whole
+                # graceful_shutdown_timeout_s); the replicas hold nothing now: ray.shutdown()
+                # below stops every process of this cluster at once
+                pass
+            elif self.owns_ray:
                 serve.shutdown()
             else:
                 serve.delete(self.cfg.model_name)
@@ -135,14 +141,34 @@ def _init_ray(cfg: ServeConfig) -> bool:
                              "one with `ray start --head --node-ip-address=127.0.0.1` or leave "
                              "out --address") from None
         return False
-    ray.init(_node_ip_address=cfg.node_ip, include_dashboard=False, **common)
+    # address="local": always a new instance; without it ray.init joins whatever cluster the
+    # last `ray start` on this machine recorded in /tmp/ray, possibly someone else's
+    ray.init(address="local", _node_ip_address=cfg.node_ip, include_dashboard=False, **common)
     return True
+
+
+def haproxy_environment() -> dict[str, str]:
+    """The environment of Ray Serve's HAProxy ingress (``--ingress haproxy``): HAProxy, a C
+    process, takes the HTTP connections on 127.0.0.1:port and forwards each request straight to
+    a replica's own HTTP server, instead of Ray Serve's Python proxy parsing it and calling the
+    replica through Ray. Its files already live in a folder per Ray node; its metrics and stats
+    listeners (fixed ports by default, 9101 and 8404) get free ports, so that two servers on one
+    machine do not collide; and when it stops, after edgegen's own drain, it closes idle
+    keep-alive connections within 5 s instead of Ray's 120."""
+    from edgegen.serve.config import free_port
+
+    return {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": "5",
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port())}
 
 
 def start(cfg: ServeConfig, emit: Emit | None = None) -> RunningServer:
     """Check, start Ray and Serve, deploy, wait until every replica is ready."""
     say = emit or (lambda text: None)
     preflight(cfg)
+    if cfg.ingress == "haproxy":
+        # read by Ray Serve when it is imported, here and in every Ray process started below
+        os.environ.update(haproxy_environment())
     from ray import serve
 
     from edgegen.serve.deployment import application, logging_config
@@ -150,7 +176,8 @@ def start(cfg: ServeConfig, emit: Emit | None = None) -> RunningServer:
     owns = _init_ray(cfg)
     try:
         say(f"ray: {'local cluster on ' + HOST if owns else 'joined ' + str(cfg.address)}; "
-            f"deploying {cfg.replicas} replica(s) of {cfg.model_name}")
+            f"deploying {cfg.replicas} replica(s) of {cfg.model_name} behind "
+            f"{'HAProxy' if cfg.ingress == 'haproxy' else 'the Ray Serve proxy'}")
         # one HTTP proxy, on the head node: every node of a cluster on one machine shares
         # 127.0.0.1, where a proxy per node could not bind the same port
         serve.start(proxy_location="HeadOnly", http_options={"host": HOST, "port": cfg.port},
