@@ -51,3 +51,6 @@ def test_bad_options_exit_2(tiny_bundle: Path) -> None:
     _refused([b, "--replicas", "0"], "--replicas must be positive")
     _refused([b, "--provider", "cuda"], "CPUExecutionProvider")
     _refused([b, "--address", "nowhere"], "expected 'auto' or HOST:PORT")
+    _refused([b, "--ingress", "nginx"], "expected one of proxy, haproxy")
+    _refused([b, "--max-delay-ms", "-1"], "--max-delay-ms must be >= 0")
+    _refused([b, "--name", "a/b"], "URL path segment")
