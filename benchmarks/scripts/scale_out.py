@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,9 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from edgegen.serve.config import free_port
+from edgegen.serve.processes import alive, descendants
 
 PY = sys.executable
 # Ray 2.6x starts clusters with token authentication: this run's own token, given to every
@@ -45,39 +47,6 @@ ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "160",
 
 
 # --------------------------------------------------------------------------- processes
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid``, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 class Proc:
     """A process this script started, and every process seen below it."""
 

@@ -3,6 +3,7 @@ created); serving itself is tested in tests/serve."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -11,18 +12,17 @@ import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
-
-from ..serve.conftest import descendants
+from edgegen.serve.processes import descendants
 
 runner = CliRunner()
 
 
 def _refused(args: list[str], match: str) -> None:
-    before = descendants(__import__("os").getpid())
+    before = descendants(os.getpid())
     res = runner.invoke(app, ["serve", *args])
     assert res.exit_code == 2, res.output
     assert match in res.output and "Traceback" not in res.output
-    assert descendants(__import__("os").getpid()) <= before  # nothing was started
+    assert descendants(os.getpid()) <= before  # nothing was started
     ray = sys.modules.get("ray")
     assert ray is None or not ray.is_initialized()
 
