@@ -5,7 +5,8 @@ Ray Serve runs the replicas (each one ``edgegen.runtime.Generator``, dynamic bat
 plus ``GET /generate`` for one image. Modules: ``config`` (``ServeConfig``, checks), ``protocol``
 (v2 requests and replies, no Ray), ``app`` (the routes, no Ray), ``batching`` (one dynamic batch
 through the Generator, no Ray), ``drain`` (SIGTERM across replicas), ``deployment`` (the Ray Serve
-deployment) and ``server`` (``serve_bundle``: start, serve, drain, stop).
+deployment), ``server`` (``serve_bundle``: start, serve, drain, stop) and ``processes`` (what a
+pid started, so that tests and scripts stop it by pid).
 
 This package needs only ``edgegen.runtime`` below it, and Ray only in ``deployment``, ``drain``
 and ``server``, which import it inside their functions or are imported by them alone: importing
