@@ -228,12 +228,22 @@ def serve_bundle(cfg: ServeConfig, emit: Emit | None = None,
         stopped_by.append(signal.Signals(signum).name)
         stop.set()
 
+    main = threading.current_thread() is threading.main_thread()
+
+    def install() -> dict[int, Any]:
+        return {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)} \
+            if main else {}
+
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    server = start(cfg, say)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = install()  # a SIGTERM during the start-up stops the server once it is up
+    try:
+        server = start(cfg, say)
+    except BaseException:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        raise
+    install()  # again: Ray may have put its own handlers in place while starting
     try:
         placement = server.placement()
         startup = time.perf_counter() - t0
