@@ -83,7 +83,7 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
     if cfg.url is not None:
         model = cfg.model or (Path(cfg.bundle).resolve().name if cfg.bundle else None)
         endpoint = discover(cfg.url, model, cfg.http_timeout_s)
-        if cfg.peers:
+        if cfg.peers and cfg.bundle is not None:
             emit({"kind": "note", "text": "--url: the peers are left out; the endpoint is "
                                           "measured beside the in-process edgegen session"})
         cfg = replace(cfg, peers=(), tune=False)

@@ -169,8 +169,12 @@ def render(report: BenchReport) -> None:
                       highlight=False)
     _efficiency(report)
     if report.server:
-        table = Table(title=f"server scenario (Poisson arrivals, {t.get('server_workers')} "
-                            f"workers × {t.get('server_intra_op_threads')} threads)")
+        local = [s for s in report.server if s.contender != "served"]
+        served = [s for s in report.server if s.contender == "served"]
+        how = [f"{t.get('server_workers')} workers × {t.get('server_intra_op_threads')} "
+               "threads in-process"] if local else []
+        how += [f"{served[0].workers} HTTP connections to the endpoint"] if served else []
+        table = Table(title=f"server scenario (Poisson arrivals; {'; '.join(how)})")
         for col in ("variant", "contender", "batch/delay", "offered QPS", "achieved QPS",
                     "p50 ms", "p99 ms", "unfinished", "503", "failed", "mean batch"):
             table.add_column(col, justify="left" if col in ("variant", "contender") else "right")
@@ -178,7 +182,8 @@ def render(report: BenchReport) -> None:
             table.add_row(s.variant, s.contender, f"{s.max_batch}/{s.max_delay_ms:g} ms",
                           f"{s.target_qps:,.0f}", f"{s.achieved_qps:,.0f}", _f(s.p50_ms, ".3f"),
                           _f(s.p99_ms, ".3f"), str(s.unfinished), str(s.rejected),
-                          str(s.failed), f"{s.mean_batch:.2f}")
+                          str(s.failed),
+                          "—" if s.contender == "served" else f"{s.mean_batch:.2f}")
         console.print(table)
         for key, sw in report.sweeps.items():
             best = "none" if sw.best_qps is None else f"{sw.best_qps:,.0f} QPS"
