@@ -24,6 +24,7 @@ from edgegen.benchmarks.flops import count_flops
 from edgegen.benchmarks.harness import usable_cores
 from edgegen.benchmarks.machine import MatmulRate, best_of, machine_info, matmul_rate, versions
 from edgegen.benchmarks.offline import run_offline
+from edgegen.benchmarks.remote import discover
 from edgegen.benchmarks.results import (
     PRECISIONS,
     BenchConfig,
@@ -79,19 +80,27 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
     if cfg.cuda_graph and not cfg.io_binding:
         emit({"kind": "note", "text": "--cuda-graph implies --io-binding (ONNX Runtime "
                                       "replays graphs only over bound device buffers)"})
-    bundle = load_bundle(cfg.bundle)
+    endpoint = None
+    if cfg.url is not None:
+        model = cfg.model or (Path(cfg.bundle).resolve().name if cfg.bundle else None)
+        endpoint = discover(cfg.url, model, cfg.http_timeout_s)
+        if cfg.peers and cfg.bundle is not None:
+            emit({"kind": "note", "text": "--url: the peers are left out; the endpoint is "
+                                          "measured beside the in-process edgegen session"})
+        cfg = replace(cfg, peers=(), tune=False)
+    bundle = load_bundle(cfg.bundle) if cfg.bundle is not None else None
     require_providers([cfg.provider])
-    variants = list(cfg.precisions) or [p for p in PRECISIONS if p in bundle.variants]
-    for v in variants:
-        bundle.variant_path(v)  # a BundleError naming what the bundle has
+    variants = _variants(cfg, bundle, endpoint)
     threads = cfg.threads or usable_cores()
     cfg = replace(cfg, io_binding=cfg.io_binding or cfg.cuda_graph)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t_start = time.perf_counter()
     gpu = cfg.provider != "cpu"
-    flops = count_flops(bundle.model_bytes("fp32" if "fp32" in bundle.variants else variants[0]))
+    flops = count_flops(bundle.model_bytes("fp32" if "fp32" in bundle.variants
+                                           else variants[0])) if bundle is not None else None
     report = BenchReport(
-        bundle=Path(cfg.bundle), provider=cfg.provider, scenario=cfg.scenario,
+        bundle=Path(cfg.bundle) if cfg.bundle is not None else None, provider=cfg.provider,
+        scenario=cfg.scenario,
         config=_config_dict(cfg), machine=machine_info(gpu=gpu), versions=versions(),
         threads={"budget": threads, "usable_cores": usable_cores(),
                  "ort_intra_op_threads": threads, "ort_inter_op_threads": "ORT default",
@@ -101,18 +110,27 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
         flops={"per_image": flops.per_image, "by_op_per_image":
                {k: v / flops.batch for k, v in flops.by_op.items()},
                "counted_on": "fp32 graph: Gemm/MatMul/Conv/ConvTranspose, 2 FLOPs per "
-                             "multiply-add", "unknown_nodes": flops.unknown},
+                             "multiply-add", "unknown_nodes": flops.unknown}
+        if flops is not None else {"per_image": None},
         matmul=None, started=started,
         command=cfg.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     if cfg.measure_matmul and cfg.scenario == "offline":  # the yardstick of offline rates
         report.matmul = _matmul(cfg, threads, report, emit, matmul_rate)
-    _probe_provider(cfg, bundle, variants[0], threads)
-    fidelity = _fidelity(bundle, cfg.eval_report)
+    if bundle is not None:
+        _probe_provider(cfg, bundle, variants[0], threads)
+    fidelity = _fidelity(bundle, cfg.eval_report) if bundle is not None else {}
     peers = _available_peers(cfg, report)
+    if endpoint is not None:
+        report.served = {"url": endpoint.url, "model": endpoint.model,
+                         "platform": endpoint.metadata.get("platform"),
+                         "server_settings": endpoint.metadata.get("edgegen", {}),
+                         "tensors": cfg.http_tensors}
     if cfg.scenario == "offline":
-        run_offline(cfg, bundle, variants, peers, threads, fidelity, report, emit)
+        run_offline(cfg, bundle, variants, peers, threads, fidelity, report, emit, endpoint)
     else:
-        run_server_scenario(cfg, bundle, variants, peers, threads, report, emit)
+        run_server_scenario(cfg, bundle, variants, peers, threads, report, emit, endpoint)
+    if endpoint is not None:
+        report.served["comparison"] = served_comparison(report)
     if cfg.measure_matmul and report.matmul is not None and report.results:
         # measured again at the end: the faster of the two is the machine's rate
         report.matmul = best_of(report.matmul, _matmul(cfg, threads, report, emit, matmul_rate))
@@ -120,6 +138,51 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
     report.machine["load_average_after"] = machine_info()["load_average"]
     report.wall_s = time.perf_counter() - t_start
     return report
+
+
+def _variants(cfg: BenchConfig, bundle: Any, endpoint: Any) -> list[str]:
+    """The in-process variants to time: ``--precision``, else every variant; with ``--url``
+    the one the endpoint serves (edgegen serve says which; fp32 otherwise)."""
+    if bundle is None:
+        return []
+    if cfg.precisions:
+        variants = list(cfg.precisions)
+    elif endpoint is not None:
+        served = endpoint.metadata.get("edgegen", {}).get("variant", "fp32")
+        variants = [served if served in bundle.variants else "fp32"]
+    else:
+        variants = [p for p in PRECISIONS if p in bundle.variants]
+    for v in variants:
+        bundle.variant_path(v)  # a BundleError naming what the bundle has
+    return variants
+
+
+def served_comparison(report: BenchReport) -> list[dict[str, Any]]:
+    """The endpoint against the in-process edgegen contender of the same run: img/s per batch
+    (offline), or the highest QPS under the p99 bound (server, dynamic batching)."""
+    rows: list[dict[str, Any]] = []
+    for r in report.results:
+        if r.contender != "served":
+            continue
+        ref = next((x for x in report.results if x.contender == "edgegen"
+                    and x.batch == r.batch), None)
+        rows.append({"batch": r.batch, "served_img_s": r.latency.images_per_s,
+                     "in_process_img_s": ref.latency.images_per_s if ref else None,
+                     "served_p50_ms": r.latency.p50_ms,
+                     "in_process_p50_ms": ref.latency.p50_ms if ref else None,
+                     "ratio": r.latency.images_per_s / ref.latency.images_per_s
+                     if ref else None})
+    served = {k: v for k, v in report.sweeps.items() if k.startswith("served/")}
+    local = {k: v for k, v in report.sweeps.items()
+             if k.startswith("edgegen/") and not k.endswith("batch-1")}
+    for key, sw in served.items():
+        ref = next(iter(local.values()), None)
+        best = sw.best_qps
+        ref_best = ref.best_qps if ref is not None else None
+        rows.append({"p99_bound_ms": sw.p99_bound_ms, "served_best_qps": best,
+                     "in_process_best_qps": ref_best, "endpoint": key,
+                     "ratio": best / ref_best if best and ref_best else None})
+    return rows
 
 
 def _config_dict(cfg: BenchConfig) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 One group per batch size: all contenders of the group are built, run once, warmed up and timed
 together, then released before the next group, so that a CUDA graph or a TensorRT profile is
-never shared between batch sizes and memory does not pile up.
+never shared between batch sizes and memory does not pile up. With ``--url`` the endpoint is one
+more contender of each group (one request of ``batch`` images per call, over one keep-alive
+connection), timed in the same interleaved rounds as the in-process edgegen session; its first
+reply must equal the in-process image, so a server of another bundle is caught.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgegen.benchmarks.harness import measure_interleaved
+from edgegen.benchmarks.remote import Endpoint, reference_images, served_contender
 from edgegen.benchmarks.results import (
     BenchConfig,
     BenchReport,
@@ -24,15 +28,22 @@ from edgegen.benchmarks.stats import summarize
 
 def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[str],
                 threads: int, fidelity: dict[str, tuple[float, str]], report: BenchReport,
-                emit: Progress) -> None:
+                emit: Progress, endpoint: Endpoint | None = None) -> None:
     torch_threads = _set_torch_threads(threads) if any(p.startswith("torch") for p in peers) \
         else None
     plan = cfg.plan()
     try:
         for batch in cfg.batches:
-            inputs = Inputs.make(cfg.seed, batch, bundle.z_dim, bundle.n_classes)
+            if bundle is not None:
+                inputs = Inputs.make(cfg.seed, batch, bundle.z_dim, bundle.n_classes)
+                todo = builders(cfg, bundle, variants, peers, threads, inputs)
+            else:
+                inputs = Inputs.make(cfg.seed, batch, endpoint.z_dim, 10)  # type: ignore[union-attr]
+                todo = []
+            if endpoint is not None:
+                todo.append(_served_builder(cfg, endpoint, inputs, bundle, variants))
             contenders: list[Contender] = []
-            for key, kind, build in builders(cfg, bundle, variants, peers, threads, inputs):
+            for key, kind, build in todo:
                 if kind in report.unavailable:
                     continue
                 try:
@@ -56,6 +67,20 @@ def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[
     finally:
         if torch_threads is not None:
             _set_torch_threads(torch_threads)
+
+
+def _served_builder(cfg: BenchConfig, endpoint: Endpoint, inputs: Inputs, bundle: Any,
+                    variants: list[str]) -> tuple[str, str, Any]:
+    served_variant = endpoint.metadata.get("edgegen", {}).get("variant", "fp32")
+
+    def build() -> Contender:
+        check = None
+        if bundle is not None and served_variant in bundle.variants:
+            check = reference_images(inputs, bundle, served_variant)
+        return served_contender(endpoint, inputs, binary=cfg.http_tensors == "binary",
+                                timeout_s=cfg.http_timeout_s, check=check)
+
+    return f"served/{endpoint.model}", "served", build
 
 
 def _result(c: Contender, samples: list[int], warm: Any) -> BenchResult:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from edgegen.benchmarks.harness import TimingPlan
 from edgegen.benchmarks.machine import MatmulRate
@@ -23,6 +24,7 @@ from edgegen.runtime.report import Report
 PEERS = ("torch", "torch-compile", "ort-default", "openvino")
 PROVIDERS = tuple(EP_NAMES)
 SCENARIOS = ("offline", "server")
+HTTP_TENSORS = ("binary", "json")
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -30,7 +32,7 @@ Progress = Callable[[dict[str, Any]], None]
 class BenchConfig:
     """Every default of ``edgegen bench`` lives here; the CLI reuses them."""
 
-    bundle: Path = Path("bundles/cdcgan")
+    bundle: Path | None = Path("bundles/cdcgan")  # None: only --url (nothing in-process)
     provider: str = "cpu"  # cpu | cuda | tensorrt
     precisions: tuple[str, ...] = ()  # (): every variant the bundle has
     batches: tuple[int, ...] = (1, 8, 64, 256)
@@ -50,6 +52,8 @@ class BenchConfig:
     server_duration_s: float = 10.0  # server: seconds of arrivals per contender
     workers: int = 0  # server: worker threads; 0: one per thread of the budget
     max_batch: int = 1  # server: requests a worker may batch together (1: MLPerf server)
+    max_delay_ms: float = 0.0  # server: how long a batch waits for more requests (Triton's
+    #                            max_queue_delay); with max_batch > 1 the batch-1 server runs too
     p99_bound_ms: float | None = None  # server: sweep for the highest QPS with p99 <= this
     sweep_steps: int = 8
     seed: int = 2024  # latents of the inputs (same for every contender)
@@ -57,6 +61,11 @@ class BenchConfig:
     trt_cache_dir: Path | None = None  # None: <bundle>/trt_cache (the bundle allows it)
     measure_matmul: bool = True
     eval_report: Path | None = None  # JSON of `edgegen eval` for the fidelity column
+    url: str | None = None  # a KServe v2 endpoint to measure (edgegen serve, Triton, KServe)
+    model: str | None = None  # its model name; None: the bundle folder's, or the only one listed
+    http_tensors: str = "binary"  # binary (the v2 binary tensor extension) | json
+    connections: int = 32  # server scenario over HTTP: worker threads, one keep-alive each
+    http_timeout_s: float = 10.0  # the longest one HTTP request may take
     command: str | None = None
 
     def plan(self) -> TimingPlan:
@@ -102,7 +111,7 @@ class BenchResult:
 
 @dataclass
 class BenchReport(Report):
-    bundle: Path
+    bundle: Path | None
     provider: str
     scenario: str
     config: dict[str, Any]
@@ -117,6 +126,7 @@ class BenchReport(Report):
     unavailable: dict[str, str] = field(default_factory=dict)  # peer -> why it was not run
     failures: dict[str, str] = field(default_factory=dict)  # contender -> what went wrong
     notes: list[str] = field(default_factory=list)
+    served: dict[str, Any] = field(default_factory=dict)  # --url: the endpoint, the comparison
     started: str = ""
     wall_s: float = 0.0
     command: str = ""
@@ -156,15 +166,34 @@ def validate(cfg: BenchConfig) -> None:
         raise ConfigError(f"--batch needs positive batch sizes, got {list(cfg.batches)}")
     if cfg.scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {cfg.scenario!r}; expected offline or server")
-    if cfg.threads < 0 or cfg.workers < 0 or cfg.max_batch < 1:
-        raise ConfigError("--threads and --workers must be >= 0 and --max-batch >= 1")
+    if cfg.threads < 0 or cfg.workers < 0 or cfg.max_batch < 1 or cfg.max_delay_ms < 0:
+        raise ConfigError("--threads, --workers and --max-delay-ms must be >= 0 and "
+                          "--max-batch >= 1")
+    if cfg.bundle is None and cfg.url is None:
+        raise ConfigError("give a bundle, a --url to measure, or both")
+    if cfg.url is not None:
+        split_url(cfg.url)
+        if cfg.http_tensors not in HTTP_TENSORS:
+            raise ConfigError(f"--http-tensors takes binary or json, got {cfg.http_tensors!r}")
+        require_positive(cfg, "connections", "http_timeout_s")
     if (cfg.io_binding or cfg.cuda_graph) and cfg.provider == "cpu":
         raise ConfigError("--io-binding and --cuda-graph are for --provider cuda or tensorrt "
                           "(on CPU the inputs already live where the model runs)")
-    require_positive(cfg, "qps", "p99_bound_ms")
+    require_positive(cfg, "qps", "p99_bound_ms", "sweep_steps")
     if cfg.scenario == "server" and not cfg.server_duration_s > 0:
         raise ConfigError(f"--duration must be positive, got {cfg.server_duration_s}")
     cfg.plan().validate()
+
+
+def split_url(url: str) -> tuple[str, int]:
+    """(host, port) of ``--url``, which must be a plain-HTTP server root."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(f"--url {url!r}: expected http://HOST:PORT (plain HTTP)")
+    if parts.path not in ("", "/"):
+        raise ConfigError(f"--url {url!r}: give the server's root (the v2 paths are added), "
+                          "not a path")
+    return parts.hostname, parts.port or 80
 
 
 def release() -> None:

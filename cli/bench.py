@@ -29,7 +29,8 @@ def _spinning(text: str) -> bool | None:
 
 
 def bench_command(
-    bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
+    bundle: Path = typer.Argument(None, help="Bundle folder made by `edgegen export` "
+                                             "(optional with --url)."),
     provider: str = typer.Option(B.provider, "--provider", "-p",
                                  help="cpu | cuda | tensorrt (an unavailable one is an "
                                       "error, never a fallback)."),
@@ -71,20 +72,40 @@ def bench_command(
     workers: int = typer.Option(B.workers, "--workers",
                                 help="Server: worker threads (0: one per thread)."),
     max_batch: int = typer.Option(B.max_batch, "--max-batch",
-                                  help="Server: dynamic batching up to this many requests."),
+                                  help="Server: dynamic batching up to this many requests "
+                                       "(> 1: the batch-1 server runs too, for comparison)."),
+    max_delay_ms: float = typer.Option(B.max_delay_ms, "--max-delay-ms",
+                                       help="Server: how long a batch waits for more "
+                                            "requests (Triton's max queue delay)."),
     p99_bound_ms: float = typer.Option(None, "--p99-bound-ms",
                                        help="Server: sweep for the highest QPS whose p99 "
                                             "stays under this bound."),
+    sweep_steps: int = typer.Option(B.sweep_steps, "--sweep-steps",
+                                    help="Server with --p99-bound-ms: runs of the QPS sweep."),
     matmul: bool = typer.Option(B.measure_matmul, "--matmul/--no-matmul",
                                 help="Measure the machine's dense fp32 matmul rate (the "
                                      "efficiency yardstick, about 2 s)."),
     eval_report: Path = typer.Option(None, "--eval-report",
                                      help="JSON of `edgegen eval` for the fidelity column "
                                           "(default: the bundle's manifest)."),
+    url: str = typer.Option(None, "--url",
+                            help="Measure a KServe v2 endpoint (edgegen serve, Triton, "
+                                 "KServe), e.g. http://127.0.0.1:8000; with BUNDLE, beside the "
+                                 "in-process session."),
+    model: str = typer.Option(None, "--model",
+                              help="--url: the model name (default: the bundle folder's name, "
+                                   "or the only model the server lists)."),
+    http_tensors: str = typer.Option(B.http_tensors, "--http-tensors",
+                                     help="--url: binary (the v2 binary tensor extension) or "
+                                          "json."),
+    connections: int = typer.Option(B.connections, "--connections",
+                                    help="--url, server scenario: concurrent keep-alive "
+                                         "connections."),
     json_out: Path = typer.Option(None, "--json", help="Write the full report as JSON."),
     plot: Path = typer.Option(None, "--plot", help="Write latency/throughput plots (PNG)."),
 ) -> None:
-    """Time the bundle per variant, provider and batch size, with its peers in the same run."""
+    """Time the bundle per variant, provider and batch size, with its peers in the same run;
+    or, with --url, a served endpoint beside the in-process session."""
     with errors_to_exit():
         for path, option in ((json_out, "--json"), (plot, "--plot")):
             if path is not None:  # before anything is timed
@@ -94,6 +115,8 @@ def bench_command(
                               "output of `edgegen eval`")
         timed = {"duration_s": duration} if scenario == "offline" and duration is not None \
             else {"server_duration_s": duration} if duration is not None else {}
+        if bundle is None and url is None:
+            raise ConfigError("give a BUNDLE folder, a --url to measure, or both")
         cfg = BenchConfig(
             bundle=bundle, provider=provider.lower(),
             precisions=_names(precision, "--precision"),
@@ -102,8 +125,10 @@ def bench_command(
             spinning=_spinning(spinning), tune=tune,
             warmup_iters=warmup_iters, warmup_s=warmup_s, iters=iters, rounds=rounds,
             scenario=scenario, qps=qps, workers=workers, max_batch=max_batch,
-            p99_bound_ms=p99_bound_ms, eval_report=eval_report,
-            measure_matmul=matmul, **timed)
+            max_delay_ms=max_delay_ms, p99_bound_ms=p99_bound_ms, sweep_steps=sweep_steps,
+            eval_report=eval_report,
+            measure_matmul=matmul, url=url, model=model, http_tensors=http_tensors.lower(),
+            connections=connections, **timed)
         from edgegen.benchmarks.bench import bench
 
         report = bench(cfg, lambda e: console.print(e["text"], highlight=False))
@@ -156,27 +181,58 @@ def render(report: BenchReport) -> None:
                       highlight=False)
     _efficiency(report)
     if report.server:
-        table = Table(title=f"server scenario (Poisson arrivals, {t.get('server_workers')} "
-                            f"workers × {t.get('server_intra_op_threads')} threads, "
-                            f"max batch {t.get('server_max_batch')})")
-        for col in ("variant", "contender", "offered QPS", "achieved QPS", "p50 ms", "p99 ms",
-                    "unfinished", "mean batch"):
+        local = [s for s in report.server if s.contender != "served"]
+        served = [s for s in report.server if s.contender == "served"]
+        how = [f"{t.get('server_workers')} workers × {t.get('server_intra_op_threads')} "
+               "threads in-process"] if local else []
+        how += [f"{served[0].workers} HTTP connections to the endpoint"] if served else []
+        table = Table(title=f"server scenario (Poisson arrivals; {'; '.join(how)})")
+        for col in ("variant", "contender", "batch/delay", "offered QPS", "achieved QPS",
+                    "p50 ms", "p99 ms", "unfinished", "503", "failed", "mean batch"):
             table.add_column(col, justify="left" if col in ("variant", "contender") else "right")
         for s in report.server:
-            table.add_row(s.variant, s.contender, f"{s.target_qps:,.0f}",
-                          f"{s.achieved_qps:,.0f}", _f(s.p50_ms, ".3f"), _f(s.p99_ms, ".3f"),
-                          str(s.unfinished), f"{s.mean_batch:.2f}")
+            table.add_row(s.variant, s.contender, f"{s.max_batch}/{s.max_delay_ms:g} ms",
+                          f"{s.target_qps:,.0f}", f"{s.achieved_qps:,.0f}", _f(s.p50_ms, ".3f"),
+                          _f(s.p99_ms, ".3f"), str(s.unfinished), str(s.rejected),
+                          str(s.failed),
+                          "—" if s.contender == "served" else f"{s.mean_batch:.2f}")
         console.print(table)
         for key, sw in report.sweeps.items():
             best = "none" if sw.best_qps is None else f"{sw.best_qps:,.0f} QPS"
             console.print(f"{key}: highest offered QPS with p99 ≤ {sw.p99_bound_ms:g} ms: "
                           f"{best} ({len(sw.trials)} runs)", highlight=False)
+        for s in report.server:
+            for e in s.errors[:2]:
+                err_console.print(f"[yellow]{s.contender}:[/] {escape(e)}", highlight=False)
+    _served(report)
     for name, why in report.unavailable.items():
         console.print(f"{name}: {why}", highlight=False)
     for key, msg in report.failures.items():
         err_console.print(f"[yellow]failed:[/] {key}: {msg}", highlight=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+def _served(report: BenchReport) -> None:
+    """The endpoint next to the in-process session: what HTTP and serialization cost."""
+    info = report.served
+    if not info:
+        return
+    console.print(f"endpoint: {info['url']} model {info['model']} ({info.get('platform')}, "
+                  f"{info['tensors']} tensors)", highlight=False)
+    for row in info.get("comparison", []):
+        ratio = _f(row.get("ratio"), ".0%")
+        if "batch" in row:
+            console.print(f"  batch {row['batch']}: served {row['served_img_s']:,.0f} img/s "
+                          f"(p50 {row['served_p50_ms']:.3f} ms) vs in-process "
+                          f"{_f(row['in_process_img_s'], ',.0f')} img/s "
+                          f"(p50 {_f(row['in_process_p50_ms'], '.3f')} ms): {ratio}",
+                          highlight=False)
+        else:
+            console.print(f"  p99 ≤ {row['p99_bound_ms']:g} ms: served "
+                          f"{_f(row['served_best_qps'], ',.0f')} QPS vs in-process "
+                          f"{_f(row['in_process_best_qps'], ',.0f')} QPS (same batching): "
+                          f"{ratio}", highlight=False)
 
 
 def _efficiency(report: BenchReport) -> None:

@@ -65,11 +65,24 @@ def test_server_scenario(tiny_bundle: Path) -> None:
     r = bench(BenchConfig(bundle=tiny_bundle, scenario="server", precisions=("fp32",),
                           peers=("ort-default", "openvino"), qps=200.0,
                           server_duration_s=0.2, max_batch=4, **FAST))
-    assert not r.results and len(r.server) == 2
+    # edgegen batching up to 4, edgegen as the batch-1 server, ort-default batching up to 4
+    assert not r.results and [(s.contender, s.max_batch) for s in r.server] == [
+        ("edgegen", 4), ("edgegen", 1), ("ort-default", 4)]
     for s in r.server:
         assert s.issued > 0 and s.completed + s.unfinished == s.issued
         assert s.workers == r.threads["server_workers"]
     assert "openvino (server)" in r.unavailable or "openvino" in r.unavailable
+
+
+def test_dynamic_batching_runs_beside_the_batch_1_server(tiny_bundle: Path) -> None:
+    r = bench(BenchConfig(bundle=tiny_bundle, scenario="server", precisions=("fp32",),
+                          peers=(), qps=400.0, server_duration_s=0.2, max_batch=8,
+                          max_delay_ms=5.0, p99_bound_ms=1000.0, sweep_steps=1, **FAST))
+    assert set(r.sweeps) == {"edgegen/fp32/cpu", "edgegen/fp32/cpu batch-1"}
+    dynamic, single = r.server
+    assert (dynamic.max_batch, dynamic.max_delay_ms) == (8, 5.0)
+    assert (single.max_batch, single.max_delay_ms, single.mean_batch) == (1, 0.0, 1.0)
+    assert r.threads["server_max_delay_ms"] == 5.0
 
 
 def test_errors_are_clear(tiny_bundle: Path, tmp_path: Path) -> None:

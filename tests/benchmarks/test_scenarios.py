@@ -71,3 +71,41 @@ def test_sweep_brackets_the_capacity() -> None:
     assert sw.best_qps is not None and 6.25 <= sw.best_qps <= 10
     sw = sweep_qps(_fake(capacity=0.0), start_qps=100.0, p99_bound_ms=10.0, steps=3)
     assert sw.best_qps is None and len(sw.trials) == 3
+
+
+def test_dynamic_batching_waits_up_to_the_delay_for_a_full_batch() -> None:
+    """Arrivals 2 ms apart: without a delay each request runs alone; with 20 ms, batches fill
+    up to max_batch (the next free worker forms the batch, one at a time)."""
+    arrivals = np.arange(1, 41) * 0.002
+    alone: list[int] = []
+    serve(lambda k: alone.append(k), arrivals, workers=2, max_batch=8, drain_s=1.0)
+    assert np.median(alone) == 1  # nothing waits: a batch is whatever already queued
+    sizes: list[int] = []
+    served = serve(lambda k: sizes.append(k), arrivals, workers=2, max_batch=8, drain_s=1.0,
+                   max_delay_s=0.02)
+    assert served.completed == 40 and sum(sizes) == 40
+    assert max(sizes) == 8 and np.mean(sizes) >= max(4.0, 2 * np.mean(alone))
+    # a request never waits for company longer than the delay (plus scheduling slack)
+    assert served.latencies_ns.max() < 0.02e9 + 0.05e9
+
+
+def test_rejected_and_failed_requests_are_counted_apart() -> None:
+    from edgegen.benchmarks.scenarios import Rejected
+
+    calls = iter(range(1000))
+
+    def infer(k: int) -> None:
+        i = next(calls)
+        if i % 3 == 1:
+            raise Rejected("503")
+        if i % 3 == 2:
+            raise ConnectionResetError("lost")
+
+    arrivals = poisson_arrivals(300.0, 0.1, seed=3)
+    served = serve(infer, arrivals, workers=1, max_batch=1, drain_s=1.0)
+    assert served.completed + served.rejected + served.failed == served.issued
+    assert served.rejected >= 1 and served.failed >= 1 and "lost" in served.errors[0]
+    r = summarize_served(served, contender="served", variant="remote", provider="http",
+                         target_qps=300.0, duration_s=0.1, workers=1, max_batch=1,
+                         intra_op_threads=0, p99_bound_ms=1000.0)
+    assert r.unfinished == 0 and r.rejected == served.rejected and not r.within_bound

@@ -1,0 +1,251 @@
+"""``edgegen serve`` for real: one Ray Serve replica on the CPU (the session's ``server``), every
+endpoint over HTTP, bytes against the runtime, the 400 and 503 paths, ``bench --url`` against it,
+and last the SIGTERM drain (the server is stopped by that test; conftest checks no process is
+left)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgegen.runtime import Generator
+from edgegen.runtime.latent import latent
+
+from .conftest import SETTINGS, Server
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_bundle: Path) -> Generator:
+    return Generator.load(tiny_bundle)
+
+
+def _json(server: Server, method: str, path: str, doc: object | None = None
+          ) -> tuple[int, dict[str, str], object]:
+    body = None if doc is None else json.dumps(doc).encode()
+    status, headers, data = server.request(method, path, body)
+    return status, headers, json.loads(data)
+
+
+def test_health_metadata_and_index(server: Server, gen: Generator) -> None:
+    assert _json(server, "GET", "/v2/health/live")[0] == 200
+    status, headers, _ = _json(server, "GET", "/v2/health/ready")
+    assert status == 200 and headers["x-edgegen-replica"] and headers["x-edgegen-node"]
+    status, _, meta = _json(server, "GET", f"/v2/models/{server.name}")
+    assert status == 200 and meta["name"] == server.name and meta["versions"] == ["1"]
+    assert meta["platform"] == "onnxruntime_onnx"
+    assert meta["inputs"] == [{"name": "z", "datatype": "FP32", "shape": [-1, gen.z_dim]},
+                              {"name": "label", "datatype": "INT64", "shape": [-1]}]
+    assert meta["outputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
+    assert meta["edgegen"]["max_batch"] == SETTINGS["max_batch"]
+    assert meta["edgegen"]["model_sha256"] == json.loads(
+        (server.bundle / "manifest.json").read_text())["files"]["model.onnx"]["sha256"]
+    assert _json(server, "GET", f"/v2/models/{server.name}/versions/1/ready")[0] == 200
+    assert _json(server, "POST", "/v2/repository/index", {})[2] == [
+        {"name": server.name, "version": "1", "state": "READY"}]
+    assert _json(server, "GET", "/v2")[2]["extensions"] == ["binary_tensor_data",
+                                                            "model_repository"]
+
+
+@pytest.mark.parametrize("label,seed", [(7, 42), (0, 0), (9, 2**64 - 1)])
+def test_generate_gives_the_runtimes_bytes(server: Server, gen: Generator, label: int,
+                                           seed: int) -> None:
+    want = gen.generate([label], seed=seed)[0]  # uint8 [28, 28]
+    status, headers, png = server.request("GET", f"/generate?label={label}&seed={seed}")
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert np.array_equal(np.array(Image.open(io.BytesIO(png))), want)
+    assert server.request("GET", f"/generate?label={label}&seed={seed}&format=png")[2] == png
+    pgm = server.request("GET", f"/generate?label={label}&seed={seed}&format=pgm")[2]
+    assert pgm == b"P5\n28 28\n255\n" + want.tobytes()
+    npy = server.request("GET", f"/generate?label={label}&seed={seed}&format=npy")[2]
+    got = np.load(io.BytesIO(npy))
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
+
+
+def test_infer_json_binary_uint8_and_every_latent_source(server: Server, gen: Generator
+                                                         ) -> None:
+    labels = [3, 1, 4]
+    path = f"/v2/models/{server.name}/infer"
+    label_t = {"name": "label", "shape": [3], "datatype": "INT64", "data": labels}
+    # seed parameter: row i of latent(seed, n) -> Generator.generate(labels, seed=...)
+    status, _, resp = _json(server, "POST", path, {"id": "a", "inputs": [label_t],
+                                                   "parameters": {"seed": 42}})
+    assert status == 200 and resp["id"] == "a" and resp["model_name"] == server.name
+    out = resp["outputs"][0]
+    assert out["datatype"] == "FP32" and out["shape"] == [3, 1, 28, 28]
+    want = gen.generate(labels, seed=42, output="float")
+    assert np.array_equal(np.array(out["data"], np.float32).reshape(3, 1, 28, 28), want)
+    # seed tensor (Triton's [n, 1] form), one seed per sample; UINT8 asked for
+    status, _, resp = _json(server, "POST", path, {
+        "inputs": [{"name": "label", "shape": [3, 1], "datatype": "INT64", "data": labels},
+                   {"name": "seed", "shape": [3, 1], "datatype": "UINT64", "data": [5, 6, 7]}],
+        "outputs": [{"name": "image", "parameters": {"datatype": "UINT8"}}]})
+    assert status == 200 and resp["outputs"][0]["datatype"] == "UINT8"
+    got = np.array(resp["outputs"][0]["data"], np.uint8).reshape(3, 28, 28)
+    assert np.array_equal(got, gen.generate(labels, seeds=[5, 6, 7]))
+    # z as binary tensor data, image back as binary
+    z = latent(9, 3, gen.z_dim)
+    header = json.dumps({"inputs": [
+        {"name": "z", "shape": [3, gen.z_dim], "datatype": "FP32",
+         "parameters": {"binary_data_size": z.nbytes}},
+        {"name": "label", "shape": [3], "datatype": "INT64",
+         "parameters": {"binary_data_size": 24}}],
+        "outputs": [{"name": "image", "parameters": {"binary_data": True}}]}).encode()
+    body = header + z.tobytes() + np.array(labels, "<i8").tobytes()
+    status, headers, data = server.request(
+        "POST", path, body, {"Inference-Header-Content-Length": str(len(header))})
+    assert status == 200
+    n = int(headers["inference-header-content-length"])
+    meta = json.loads(data[:n])["outputs"][0]
+    image = np.frombuffer(data[n:], "<f4").reshape(meta["shape"])
+    assert meta["parameters"]["binary_data_size"] == image.nbytes
+    assert np.array_equal(image, gen.generate(labels, z=z, output="float"))
+
+
+@pytest.mark.parametrize("doc,match", [
+    ({"inputs": [{"name": "label", "shape": [1], "datatype": "INT64", "data": [10]}],
+      "parameters": {"seed": 1}}, "label 10 is out of range"),
+    ({"inputs": [{"name": "label", "shape": [2], "datatype": "INT64", "data": [1]}],
+      "parameters": {"seed": 1}}, "has 1 values for shape [2]"),
+    ({"inputs": [{"name": "label", "shape": [1], "datatype": "FP32", "data": [1]}],
+      "parameters": {"seed": 1}}, "datatype 'FP32'; expected INT64"),
+    ({"inputs": [{"name": "label", "shape": [1], "datatype": "INT64", "data": [1]},
+                 {"name": "z", "shape": [1, 3], "datatype": "FP32", "data": [0, 0, 0]}]},
+     "expected [n, 100]"),
+    ({"inputs": [{"name": "label", "shape": [1], "datatype": "INT64", "data": [1]}]},
+     "exactly one source of latents"),
+    ({"inputs": [{"name": "label", "shape": [1], "datatype": "INT64", "data": [1]}],
+      "parameters": {"seed": -1}}, "outside [0, 2**64)"),
+    ({"inputs": "x"}, '"inputs" must be a non-empty list'),
+])
+def test_bad_requests_are_400_with_a_json_error(server: Server, doc: dict, match: str) -> None:
+    status, _, resp = _json(server, "POST", f"/v2/models/{server.name}/infer", doc)
+    assert status == 400 and match in resp["error"], resp
+
+
+def test_bad_bodies_paths_and_queries(server: Server) -> None:
+    status, _, data = server.request("POST", f"/v2/models/{server.name}/infer", b"{nope")
+    assert status == 400 and "not JSON" in json.loads(data)["error"]
+    assert _json(server, "GET", "/generate?label=x&seed=1")[0] == 400
+    assert _json(server, "GET", "/generate?label=3")[2]["error"].startswith("missing query")
+    assert _json(server, "GET", "/generate?label=3&seed=1&format=gif")[0] == 400
+    status, _, resp = _json(server, "GET", "/v2/models/other")
+    assert status == 404 and "serves" in resp["error"]
+    assert _json(server, "GET", f"/v2/models/{server.name}/infer")[0] == 405
+
+
+def _burst(server: Server, n: int) -> list[tuple[int, int, dict[str, str], bytes]]:
+    """``n`` requests released at once, each on its own connection: (i, status, headers,
+    body) of request ``i`` = label i % 10, seed i."""
+    start = threading.Barrier(n)
+    out: list[tuple[int, int, dict[str, str], bytes]] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            res = server.request("GET", f"/generate?label={i % 10}&seed={i}&format=npy")
+        except OSError as exc:  # a lost request: the test fails on it
+            res = (-1, {}, repr(exc).encode())
+        with lock:
+            out.append((i, *res))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def test_overload_is_503_with_retry_after_and_nothing_is_lost(server: Server, gen: Generator
+                                                              ) -> None:
+    """Far more concurrent requests than the server holds (4 on the replica + 2 waiting at the
+    proxy): every one is answered, 200 with the right bytes or 503 with Retry-After."""
+    results = _burst(server, 48)
+    codes = Counter(status for _, status, _, _ in results)
+    assert set(codes) <= {200, 503} and sum(codes.values()) == 48, codes
+    assert codes[503] >= 1 and codes[200] >= 1, codes
+    for i, status, headers, body in results:
+        if status == 503:
+            assert int(headers["retry-after"]) >= 1 and body  # says why
+        else:
+            assert np.array_equal(np.load(io.BytesIO(body)), gen.generate([i % 10], seed=i)[0])
+    assert _json(server, "GET", "/v2/health/ready")[0] == 200  # it recovers at once
+
+
+def test_bench_url_measures_the_endpoint_beside_in_process(server: Server, tmp_path: Path
+                                                          ) -> None:
+    from edgegen.benchmarks import BenchConfig, bench
+
+    url = f"http://127.0.0.1:{server.port}"
+    r = bench(BenchConfig(bundle=server.bundle, url=url, batches=(1, 4), iters=3,
+                          warmup_iters=1, warmup_s=0.0, rounds=1, measure_matmul=False))
+    assert r.passed, r.failures
+    kinds = {(x.contender, x.batch) for x in r.results}
+    assert kinds == {("served", 1), ("served", 4), ("edgegen", 1), ("edgegen", 4)}
+    cmp = r.served["comparison"]
+    assert [c["batch"] for c in cmp] == [1, 4] and all(c["ratio"] > 0 for c in cmp)
+    assert r.served["model"] == server.name and r.served["server_settings"]["max_batch"] == 4
+    # the server scenario, JSON tensors, no bundle: only the endpoint, at a light load
+    r = bench(BenchConfig(bundle=None, url=url, scenario="server", qps=20.0,
+                          server_duration_s=0.5, connections=2, http_tensors="json",
+                          warmup_iters=1, warmup_s=0.0, measure_matmul=False))
+    (s,) = r.server
+    assert s.contender == "served" and s.issued > 0 and s.max_batch == 4
+    assert s.completed + s.rejected + s.failed + s.unfinished == s.issued and s.failed == 0
+
+
+def test_sigterm_drains_in_flight_requests_then_exits(server: Server) -> None:
+    """Clients keep requests in flight; SIGTERM: those in flight finish with 200, later ones
+    get 503 with Retry-After (a client honouring it stops) or a refused connection, none is cut
+    off mid-request; the process exits 0 (conftest then checks every process it started)."""
+    stop = threading.Event()
+    log: list[tuple[str, float, float]] = []  # outcome, sent, answered
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            try:
+                conn.request("GET", f"/generate?label={i}&seed={int(t0 * 1e6)}&format=npy")
+                resp = conn.getresponse()
+                resp.read()
+                outcome = str(resp.status)
+            except ConnectionRefusedError:
+                outcome = "refused"
+            except OSError as exc:
+                outcome = f"lost: {exc!r}"
+            finally:
+                conn.close()
+            with lock:
+                log.append((outcome, t0, time.monotonic()))
+            if outcome in ("503", "refused"):
+                return  # Retry-After says 1 s: a polite client backs off (and here, leaves)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    t_term = time.monotonic()
+    code = server.stop()
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert code == 0, server.log.read_text()[-2000:]
+    outcomes = Counter(o for o, _, _ in log)
+    assert not [o for o in outcomes if o.startswith("lost")], outcomes
+    in_flight = [o for o, sent, done in log if sent < t_term < done]
+    assert in_flight and all(o == "200" for o in in_flight), (in_flight, outcomes)
+    assert outcomes["503"] + outcomes["refused"] >= 1, outcomes
+    report = json.loads(server.log.with_suffix(".json").read_text())
+    assert report["stopped_by"] == "SIGTERM" and report["placement"][0]["replica"]
