@@ -50,6 +50,23 @@ class Bundle:
         return self.variant_path(variant)
 
     @property
+    def sampler(self) -> dict[str, Any] | None:
+        """The ``sampler`` section of an iterative family's bundle (cflow), else None."""
+        return self.manifest.get("sampler")
+
+    def denoiser_path(self, precision: str) -> Path:
+        """The one-call network of an iterative sampler (``denoiser.onnx`` and variants)."""
+        if not self.sampler:
+            raise BundleError(f"{self.root} ({self.manifest['generator'].get('architecture')}) "
+                              "has no iterative sampler and no denoiser: its model.onnx draws "
+                              "an image in one call")
+        variants = self.sampler["denoiser"]["variants"]
+        if precision not in variants:
+            raise BundleError(f"{self.root} has no {precision!r} denoiser; it has "
+                              f"{', '.join(variants)} (export with --precision {precision})")
+        return self.path(variants[precision]["file"])
+
+    @property
     def z_dim(self) -> int:
         return int(self.manifest["generator"]["z_dim"])
 
@@ -112,6 +129,14 @@ def load_bundle(root: str | Path, *, check_hashes: bool = True) -> Bundle:
         _listed(bundle, v["file"])
     if manifest.get("evaluator"):
         _listed(bundle, manifest["evaluator"]["file"])
+    if manifest.get("sampler"):
+        try:
+            denoisers = list(manifest["sampler"]["denoiser"]["variants"].values())
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise BundleError(f"{mpath}: the sampler section lists no denoiser variants "
+                              f"({exc!r}); re-export the bundle") from exc
+        for v in denoisers:
+            _listed(bundle, v["file"])
     if check_hashes:
         verify_files(bundle)
     return bundle
