@@ -63,6 +63,7 @@ class ExportResult(Report):
     evaluator: bool
     manifest: Path
     notes: list[str] = field(default_factory=list)
+    sampler: dict[str, Any] | None = None  # the manifest's sampler section (cflow)
 
 
 def _validate(cfg: ExportConfig) -> tuple[str, ...]:
@@ -294,7 +295,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     return ExportResult(out=Path(cfg.out), opset=cfg.opset, exporter=how["exporter"],
                         variants=variants, files=files, golden_sets=len(sets),
                         evaluator=evaluator_entry is not None,
-                        manifest=Path(cfg.out) / MANIFEST, notes=notes)
+                        manifest=Path(cfg.out) / MANIFEST, notes=notes, sampler=sampler)
 
 
 def _rel_or_abs(ckpt: Path, out: Path) -> str:

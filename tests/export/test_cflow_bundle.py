@@ -70,7 +70,7 @@ def test_weights_are_stored_once_whatever_the_number_of_steps(
     model = onnx.load(str(tiny_cflow_bundle / "model.onnx"))
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     weights = {n.input[1] for n in convs}
-    assert len(convs) == 6 * len(weights)  # every weight read by all 6 network calls
+    assert len(convs) == 3 * len(weights)  # read by each step's call (on the doubled batch)
 
 
 def test_goldens_are_the_pytorch_sampler_and_onnxruntime_reproduces_them(
@@ -148,3 +148,22 @@ def test_a_single_pass_bundle_has_no_sampler(tiny_bundle: Path) -> None:
     assert "sampler" not in m and not list(tiny_bundle.glob("denoiser*"))
     assert "fp16" not in m["variants"]["fp16"]  # nothing kept in fp32: the graph is unchanged
     assert "kept_in_fp32" not in m["variants"]["int8"]["quantization"]
+
+
+def test_cli_export_steps_and_guidance(tiny_cflow_run: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edgegen.cli.app import app
+
+    out = tmp_path / "b"
+    res = CliRunner().invoke(app, ["export", str(tiny_cflow_run), "--out", str(out),
+                                   "--precision", "fp32", "--golden-sets", "1", "--steps", "2",
+                                   "--guidance", "1"])
+    assert res.exit_code == 0, res.output
+    assert "2 steps, guidance 1 unrolled" in res.output
+    s = json.loads((out / "manifest.json").read_text())["sampler"]
+    assert (s["steps"], s["guidance"], s["calls_per_image"]) == (2, 1.0, 2)
+    assert set(s["denoiser"]["variants"]) == {"fp32"}
+    res = CliRunner().invoke(app, ["export", str(tiny_cflow_run), "--out", str(tmp_path / "c"),
+                                   "--steps", "0"])
+    assert res.exit_code == 2 and "steps must be an integer" in res.output

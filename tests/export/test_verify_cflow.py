@@ -24,7 +24,7 @@ def test_verify_reports_per_step_parity_for_every_denoiser(tiny_cflow_bundle: Pa
     assert report.passed, [c.message for c in report.failures]
     traj = {c.variant: c for c in report.checks if c.check == "trajectory"}
     assert set(traj) == {"denoiser-fp32", "denoiser-fp16", "denoiser-int8"}
-    for name, c in traj.items():
+    for c in traj.values():
         steps = c.details["per_step"]
         assert [p["step"] for p in steps] == [1, 2, 3]
         assert [p["t"] for p in steps] == [np.float32(1 / 3), np.float32(2 / 3), 1.0]
