@@ -188,7 +188,7 @@ def torch_peer(bundle: Bundle, inputs: Inputs, *, device: str, threads: int,
         raise PeerUnavailable("PyTorch here has no CUDA device for the CUDA peer")
     torch.set_num_threads(threads)
     t0 = time.perf_counter_ns()
-    gen, _ = load_generator(checkpoint)
+    gen, _ = load_generator(checkpoint, bundle.sampler)
     gen = gen.to(device)
     fn = torch.compile(gen) if compile_ else gen
     z = torch.from_numpy(inputs.z).to(device)

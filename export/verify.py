@@ -328,7 +328,7 @@ def pytorch_reference(bundle: Bundle, cases: list[Case]) -> dict[str, Any]:
         return info
     import torch
 
-    gen, run_info = load_generator(ckpt)
+    gen, run_info = load_generator(ckpt, bundle.sampler)
     for case in cases:  # [B, z_dim], [B] -> [B, C, H, W], float32 on CPU like the goldens
         case.reference = generate_images(gen, case.z, case.label, batch=len(case.label))
     info.update(status="used", path=str(ckpt), sha256=recorded.get("sha256"),
@@ -644,8 +644,7 @@ def sampler_checks(cfg: VerifyConfig, bundle: Bundle, provider: str, variants: l
     if reference.get("status") == "used":
         import torch
 
-        gen, _ = load_generator(Path(reference["path"]))
-        gen.set_sampler(spec.steps, spec.guidance)
+        gen, _ = load_generator(Path(reference["path"]), bundle.sampler)
         with torch.inference_mode():
             ref_states = [s.numpy() for s in gen.trajectory(torch.from_numpy(z),
                                                             torch.from_numpy(y))]

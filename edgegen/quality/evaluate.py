@@ -258,7 +258,7 @@ def torch_runner(bundle: Bundle, provider: str, batch: int) -> tuple[Runner | No
     import torch
 
     device = "cuda" if provider != "cpu" and torch.cuda.is_available() else "cpu"
-    gen, _ = load_generator(ckpt)
+    gen, _ = load_generator(ckpt, bundle.sampler)
     gen = gen.to(device)
     note = "" if device != "cpu" or provider == "cpu" else \
         f"PyTorch ran on CPU: torch has no CUDA here (the ONNX variants run on {provider})"

@@ -1,4 +1,6 @@
-"""Floating-point work per image, counted from the ONNX graph.
+"""Floating-point work per image, counted from the ONNX graph — the project's one FLOP counter
+(eval's MFLOP per image of a sampler setting, bench's achieved GFLOP/s; it lives in the quality
+layer so that both can import it).
 
 Only the dense ops count (Gemm, MatMul, Conv, ConvTranspose): one multiply-add is 2 FLOPs, bias
 adds and activations are left out (they are a rounding error next to the products and are not

@@ -130,8 +130,11 @@ def load_optimizer(prefix: str, opt: Any, tensors: dict[str, Any],
 
 # --------------------------------------------------------------------------- generators
 
-def load_generator(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
-    """The generator of a run (eval mode) and the run's description."""
+def load_generator(checkpoint: Path, sampler: dict[str, Any] | None = None
+                   ) -> tuple[Any, dict[str, Any]]:
+    """The generator of a run (eval mode) and the run's description. ``sampler`` (a bundle's
+    ``sampler`` section) sets an iterative family's steps and guidance to the bundle's, so that
+    PyTorch runs exactly what model.onnx unrolls."""
     from edgegen.models.registry import build_models
 
     info, tensors = load_checkpoint(checkpoint)
@@ -148,6 +151,8 @@ def load_generator(checkpoint: Path) -> tuple[Any, dict[str, Any]]:
         else "generator"
     load_module(prefix, gen, tensors, checkpoint)
     info["exported_weights"] = prefix
+    if sampler and hasattr(gen, "set_sampler"):
+        gen.set_sampler(int(sampler["steps"]), float(sampler["guidance"]))
     return gen.eval(), info
 
 
