@@ -273,7 +273,9 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                                  "output_0.pb = image (serialized TensorProto)",
                        "polygraphy": {"inputs": "golden/polygraphy_inputs.json",
                                       "outputs": "golden/polygraphy_outputs.json"},
-                       "suggested_atol": 1e-5},
+                       # an iterative sampler adds up rounding over its steps (verify's
+                       # fp32-sampler tolerance; measured 1.3e-5 on a 4-step cflow)
+                       "suggested_atol": 1e-4 if iterative else 1e-5},
             "provenance": {
                 "edgegen": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
