@@ -232,5 +232,5 @@ def reference_images(inputs: Inputs, bundle: Any, variant: str) -> np.ndarray:
     from edgegen.runtime.providers import make_session
     from edgegen.runtime.sessions import run_generator
 
-    session = make_session(bundle.variant_path(variant))
+    session = make_session(bundle.model_bytes(variant), name=str(bundle.variant_path(variant)))
     return run_generator(session, inputs.z, inputs.label)

@@ -190,7 +190,7 @@ def torch_peer(bundle: Bundle, inputs: Inputs, *, device: str, threads: int,
     torch.set_num_threads(threads)
     t0 = time.perf_counter_ns()
     recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
-    gen, _ = load_generator(checkpoint, sha256=recorded)
+    gen, _ = load_generator(checkpoint, bundle.sampler, sha256=recorded)
     gen = gen.to(device)
     fn = torch.compile(gen) if compile_ else gen
     z = torch.from_numpy(inputs.z).to(device)

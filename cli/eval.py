@@ -11,15 +11,17 @@ from rich.table import Table
 from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
 from edgegen.quality.eval_report import (
     GUARD_COLUMNS,
+    SAMPLER_COLUMNS,
     SWEEP_COLUMNS,
     TERMINAL_COLUMNS,
     guard_row,
+    sampler_row,
     summary_row,
     sweep_row,
 )
 from edgegen.quality.evaluate import evaluate
 from edgegen.quality.results import EvalConfig, QualityReport
-from edgegen.runtime.errors import CheckFailed
+from edgegen.runtime.errors import CheckFailed, ConfigError
 from edgegen.runtime.fileio import check_output_file, save_report
 
 X = EvalConfig()
@@ -45,6 +47,10 @@ def _render(report: QualityReport) -> None:
         console.print(_table(f"truncation sweep on {report.truncation[0]['variant']} "
                              f"({report.truncation[0]['samples']:,} samples per psi)",
                              SWEEP_COLUMNS, [sweep_row(r) for r in report.truncation]))
+    if report.sampler_sweep:
+        console.print(_table(f"sampler sweep — guidance is this family's control knob "
+                             f"({report.sampler_sweep[0]['samples']:,} samples per setting)",
+                             SAMPLER_COLUMNS, [sampler_row(r) for r in report.sampler_sweep]))
     floor = report.variants[0].fid
     console.print(f"evaluator on held-out real digits: {report.evaluator['heldout_accuracy']:.2%}"
                   f"; referee (k-NN, independent): {report.referee['heldout_accuracy']:.2%}; "
@@ -57,6 +63,18 @@ def _render(report: QualityReport) -> None:
         console.print(f"note: {escape(note)}", highlight=False)
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+def _sweep(values: list[str] | None) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """``["steps=1,2,4", "guidance=1,2"]`` -> ``(("steps", (1.0, 2.0, 4.0)), ...)``."""
+    out = []
+    for item in values or []:
+        key, sep, rest = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--sweep takes KEY=V1,V2,... (steps or guidance), got {item!r}; "
+                              "e.g. --sweep steps=1,2,4,8,16 --sweep guidance=1,1.5,2,3")
+        out.append((key.strip(), csv_option(rest, f"--sweep {key.strip()}", float)))
+    return tuple(out)
 
 
 def eval_command(
@@ -84,6 +102,10 @@ def eval_command(
     min_diversity: float = typer.Option(None, "--min-diversity",
                                         help="Gate: exit 1 when a label's diversity ratio "
                                              "(generated / real) is below this."),
+    sweep: list[str] = typer.Option(None, "--sweep",
+                                    help="Iterative families (cflow): sampler settings to "
+                                         "sweep, every combination; repeatable: --sweep "
+                                         "steps=1,2,4,8,16 --sweep guidance=1,1.5,2,3."),
     no_guard: bool = typer.Option(False, "--no-guard", help="Skip the guard measurement."),
     out: Path = typer.Option(X.out, "--out", "-o", help="Report folder (markdown, JSON, PNG)."),
     json_path: Path = typer.Option(None, "--json", help="Also write the JSON report here."),
@@ -99,7 +121,8 @@ def eval_command(
             bundle=bundle, samples=samples, provider=provider,
             precisions=csv_option(precision, "--precision") or None, torch=not no_torch,
             seed=seed, psi=psi, truncation=csv_option(truncation, "--truncation", float),
-            sweep_samples=sweep_samples, min_fidelity=min_fidelity, max_fid=max_fid,
+            sweep_samples=sweep_samples, sweep=_sweep(sweep), min_fidelity=min_fidelity,
+            max_fid=max_fid,
             min_diversity=min_diversity, guard=not no_guard, out=out, data_dir=data_dir)
         report = evaluate(cfg, lambda text: console.print(escape(text), highlight=False))
         _render(report)

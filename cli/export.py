@@ -25,6 +25,12 @@ def export_command(
     evaluator: Path = typer.Option(None, "--evaluator",
                                    help="Evaluator run to include (default: "
                                         "<run>/../evaluator if present)."),
+    steps: int = typer.Option(None, "--steps",
+                              help="cflow: Euler steps unrolled into model.onnx (default: the "
+                                   "run's, 4)."),
+    guidance: float = typer.Option(None, "--guidance",
+                                   help="cflow: classifier-free guidance w unrolled into "
+                                        "model.onnx; 1 = none (default: the run's, 2.0)."),
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing bundle (only an edgegen bundle or an "
                                     "empty folder is ever replaced)."),
@@ -35,7 +41,8 @@ def export_command(
     """Export a trained generator to a self-contained ONNX bundle with golden outputs."""
     cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
                        precisions=tuple(precision.split(",")), golden_sets=golden_sets,
-                       seed=seed, evaluator=evaluator, force=force, sign_key=sign_key)
+                       seed=seed, evaluator=evaluator, steps=steps, guidance=guidance,
+                       force=force, sign_key=sign_key)
     with errors_to_exit():
         result = export_bundle(cfg, lambda text: console.print(text, highlight=False))
     table = Table(title=f"{result.out} (opset {result.opset}, {result.exporter} exporter)")
@@ -47,6 +54,17 @@ def export_command(
         table.add_row(name, v["file"], f"{v['bytes']:,}", f"{dev.get('max_abs', 0):.2e}",
                       "—" if agree is None else f"{agree:.2%}")
     console.print(table)
+    if result.sampler:
+        s = result.sampler
+        console.print(f"sampler: {s['solver']}, {s['steps']} steps, guidance {s['guidance']:g} "
+                      f"unrolled in model.onnx ({s['calls_per_image']} network calls per image);"
+                      f" runtime loop over denoiser.onnx vs model.onnx: max |Δ| "
+                      f"{s['runtime_loop']['max_abs']:.2e}", highlight=False)
+        for name, v in s["denoiser"]["variants"].items():
+            dev = v["deviation_from_fp32"]
+            console.print(f"  denoiser {name}: {v['file']} {v['bytes']:,} bytes, sampler output "
+                          f"max |Δ| vs fp32 {dev['max_abs']:.2e}, NaN/inf {dev['non_finite']}",
+                          highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
 

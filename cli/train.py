@@ -15,7 +15,7 @@ T, E = TrainConfig(), EvaluatorConfig()
 
 def train_command(
     out: Path = typer.Option(T.out, "--out", "-o", help="Run folder to create."),
-    arch: str = typer.Option(None, "--arch", help="cdcgan (default), cmlp or cvae."),
+    arch: str = typer.Option(None, "--arch", help="cdcgan (default), cmlp, cvae or cflow."),
     epochs: int = typer.Option(None, "--epochs", help="Total epochs (default per arch when no "
                                                       "other budget is given)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),

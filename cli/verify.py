@@ -106,7 +106,11 @@ def _short(text: str) -> str:
 def _numbers(c: CheckResult, per_line: int) -> str:
     """The key numbers of a row, ``per_line`` items per line (narrow terminals get one)."""
     s, d = c.stats, c.details
-    if s is not None:
+    if c.check == "trajectory" and d.get("per_step"):
+        items = [f"{d['steps']} steps, guidance {d['guidance']:g}",
+                 "max |Δ| per step " + " → ".join(_g(p["max_abs"]) for p in d["per_step"]),
+                 f"NaN/inf {d['non_finite_total']}"]
+    elif s is not None:
         psnr = "inf" if math.isinf(s.psnr_db) else f"{s.psnr_db:.1f}"
         items = [f"max |Δ| {_g(s.max_abs)}", f"p99 |Δ| {_g(s.p99_abs)}",
                  f"p99 rel {_g(s.p99_rel)}", f"PSNR {psnr} dB", f"cosine {s.cosine:.7f}",
@@ -142,6 +146,7 @@ def render(report: ParityReport) -> None:
                       escape(_short(c.limit)),
                       style[c.status])
     console.print(table)
+    _trajectories(report)
     console.print(f"tolerance rule: {report.tolerance_rule}; {report.relative_error}",
                   highlight=False, markup=False)
     for c in report.checks:
@@ -166,6 +171,22 @@ def render(report: ParityReport) -> None:
     console.print(f"{verdict}: {n_pass} passed, {n_fail} failed, {n_skip} skipped"
                   f"{' (failures under --strict)' if report.strict and n_skip else ''}; "
                   f"signature: {sig}", highlight=False)
+
+
+def _trajectories(report: ParityReport) -> None:
+    """The sampler's per-step parity: how the error grows with the step count."""
+    rows = [c for c in report.checks if c.check == "trajectory" and c.details.get("per_step")]
+    if not rows:
+        return
+    table = Table(title="sampler: ONNX Runtime loop vs PyTorch loop, state after each step")
+    for col in ("target", "step", "t", "max |Δ|", "mean |Δ|", "p99 |Δ|", "NaN/inf"):
+        table.add_column(col)
+    for c in rows:
+        for p in c.details["per_step"]:
+            table.add_row(f"{c.provider}/{c.variant}", str(p["step"]), f"{p['t']:.4g}",
+                          _g(p["max_abs"]), _g(p["mean_abs"]), _g(p["p99_abs"]),
+                          str(p["non_finite"]))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -53,6 +53,10 @@ class ExportConfig:
     evaluator: Path | None = None  # None: <checkpoint>/../evaluator when it exists
     calibration_samples: int = 500
     deviation_samples: int = 1000
+    # an iterative sampler's settings unrolled into model.onnx (cflow only); None: the run's
+    # own (ModelConfig.sampler_steps / guidance: 4 steps, guidance 2.0 by default)
+    steps: int | None = None
+    guidance: float | None = None
     force: bool = False  # replace an existing bundle (only a bundle, or an empty folder)
     command: str | None = None  # the command line, for provenance
     sign_key: Path | None = None  # PEM EC private key: sign the bundle before it is renamed in
@@ -69,6 +73,7 @@ class ExportResult(Report):
     evaluator: bool
     manifest: Path
     notes: list[str] = field(default_factory=list)
+    sampler: dict[str, Any] | None = None  # the manifest's sampler section (cflow)
 
 
 def _validate(cfg: ExportConfig) -> tuple[str, ...]:
@@ -83,6 +88,12 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
     if "fp32" not in precisions:  # every other variant is made from, and measured against, fp32
         precisions = ("fp32", *precisions)
     require_positive(cfg, "golden_sets", "calibration_samples", "deviation_samples")
+    from edgegen.runtime.inputs import check_guidance, check_steps
+
+    if cfg.steps is not None:
+        check_steps(cfg.steps)
+    if cfg.guidance is not None:
+        check_guidance(cfg.guidance)
     return precisions
 
 
@@ -142,6 +153,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     from edgegen.runtime.postprocess import RULE
     from edgegen.runtime.providers import make_session
     from edgegen.runtime.sessions import run_generator
+    from edgegen.training.torch_utils import image_shape
 
     emit = on_progress or (lambda text: None)
     precisions = _validate(cfg)
@@ -153,6 +165,15 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
 
         check_private_key(cfg.sign_key, "--sign-key")
     gen, info = load_generator(ckpt)
+    iterative = hasattr(gen, "set_sampler")  # cflow: the sampler is unrolled into the graph
+    if iterative:
+        gen.set_sampler(gen.steps if cfg.steps is None else cfg.steps,
+                        gen.guidance if cfg.guidance is None else cfg.guidance)
+    elif cfg.steps is not None or cfg.guidance is not None:
+        raise ConfigError(f"--steps and --guidance set an iterative sampler; {info['arch']} "
+                          "draws an image in one network call and has none (they apply to "
+                          "cflow) — drop them")
+    shape = list(image_shape(gen))
     ckpt_sha = sha256_file(ckpt)
     z_dim, n_classes = int(info["model"]["z_dim"]), int(info["model"]["n_classes"])
     labels = [str(d) for d in range(n_classes)]
@@ -173,7 +194,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         y0 = torch.tensor([0, 1], dtype=torch.int64)
         model_path = root / VARIANT_FILES["fp32"]
         how = export_onnx(folded, (z0, y0), model_path, cfg.opset, ["z", "label"], ["image"],
-                          {"image": ["batch", 1, 28, 28]})
+                          {"image": ["batch", *shape]})
         if "BatchNormalization" in graph_ops(model_path):
             raise ExportError("BatchNormalization survived folding; refusing an unfolded model")
         notes += how["attempts"]
@@ -185,9 +206,13 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             "training_seed": info["train"]["seed"], "checkpoint_sha256": ckpt_sha,
             "latent_algorithm": describe()["name"], "postprocess": RULE,
         }
+        if iterative:
+            meta.update({"sampler": "euler", "steps": gen.steps, "guidance": gen.guidance})
         set_metadata(model_path, meta, f"edgegen {info['arch']} generator: (z float32[batch,"
                                        f"{z_dim}], label int64[batch]) -> image float32[batch,"
-                                       "1,28,28] in [-1, 1]")
+                                       f"{','.join(map(str, shape))}] in [-1, 1]"
+                                       + (f"; Euler sampler, {gen.steps} steps, guidance "
+                                          f"{gen.guidance:g}, unrolled" if iterative else ""))
         check_model(model_path)
 
         # 2. golden data from PyTorch float32 on CPU, unfolded model, straight from the checkpoint
@@ -217,7 +242,9 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             path = root / VARIANT_FILES[prec]
             extra: dict[str, Any] = {}
             if prec == "fp16":
-                make_fp16(model_path, path)
+                islands = make_fp16(model_path, path)
+                if any(islands.values()):
+                    extra = {"kept_in_fp32": {k: len(v) for k, v in islands.items()}}
             elif prec == "int8":
                 extra = make_int8(model_path, path, seed=cfg.seed + 1,
                                   samples=cfg.calibration_samples, z_dim=z_dim,
@@ -235,7 +262,8 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                 "bytes": path.stat().st_size,
                 "io": "float32 in, float32 out" if prec != "fp32" else "float32",
                 "deviation_from_fp32": deviation(ref, out, dev_y, ev_session),
-                **({"quantization": extra} if extra else {}),
+                **({"quantization": extra} if extra and prec == "int8" else
+                   {"fp16": extra} if extra else {}),
             }
             emit(f"{prec}: max |Δ| vs fp32 = "
                  f"{variants[prec]['deviation_from_fp32']['max_abs']:.2e}")
@@ -247,6 +275,16 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                                     "bytes": (root / "model.opt.onnx").stat().st_size,
                                     "optimization": opt}
         notes.append(opt["note"])
+        sampler = None
+        if iterative:
+            from edgegen.export.denoiser import export_sampler
+
+            sampler = export_sampler(
+                gen, root, opset=cfg.opset, seed=cfg.seed,
+                precisions=tuple(p for p in precisions if p in PRECISIONS),
+                calibration_samples=cfg.calibration_samples,
+                deviation_samples=cfg.deviation_samples, model_path=model_path, meta=meta,
+                evaluator=ev_session, emit=emit)
 
         # 5. manifest and model card
         manifest = {
@@ -259,7 +297,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                            {"name": "label", "dtype": "int64", "shape": ["batch"],
                             "range": [0, n_classes - 1]}],
                 "outputs": [{"name": "image", "dtype": "float32",
-                             "shape": ["batch", 1, 28, 28], "range": list(OUTPUT_RANGE)}],
+                             "shape": ["batch", *shape], "range": list(OUTPUT_RANGE)}],
                 "batchnorm": "folded into the preceding layers (eval-mode statistics)",
                 "exporter": how["exporter"],
                 "weights": ("exponential moving average of the generator"
@@ -267,6 +305,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                             else "the generator's trained weights"),
             },
             "variants": variants,
+            **({"sampler": sampler} if sampler is not None else {}),
             "evaluator": evaluator_entry,
             "latent": {**describe(), "test_vectors": latent_test_vectors(),
                        "extra_test_vectors": extra_test_vectors(),
@@ -282,7 +321,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                 "after_last_retry": "the last draw is returned, marked not accepted",
             },
             "postprocess": {"rule": RULE, "input_range": list(OUTPUT_RANGE), "dtype": "uint8",
-                            "image_shape": [28, 28], "layout": "row-major, one channel"},
+                            "image_shape": shape[1:], "layout": "row-major, one channel"},
             "golden": {"seed": str(cfg.seed), "sets": golden_entries,
                        "computed_by": f"PyTorch {torch.__version__} float32 on CPU from the "
                                       "checkpoint (BatchNorm in eval mode, not folded)",
@@ -290,7 +329,9 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                                  "output_0.pb = image (serialized TensorProto)",
                        "polygraphy": {"inputs": "golden/polygraphy_inputs.json",
                                       "outputs": "golden/polygraphy_outputs.json"},
-                       "suggested_atol": 1e-5},
+                       # an iterative sampler adds up rounding over its steps (verify's
+                       # fp32-sampler tolerance; measured 1.3e-5 on a 4-step cflow)
+                       "suggested_atol": 1e-4 if iterative else 1e-5},
             "provenance": {
                 "edgegen": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
@@ -321,7 +362,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     return ExportResult(out=Path(cfg.out), opset=cfg.opset, exporter=how["exporter"],
                         variants=variants, files=files, golden_sets=len(sets),
                         evaluator=evaluator_entry is not None,
-                        manifest=Path(cfg.out) / MANIFEST, notes=notes)
+                        manifest=Path(cfg.out) / MANIFEST, notes=notes, sampler=sampler)
 
 
 def _rel_or_abs(ckpt: Path, out: Path) -> str:
@@ -402,7 +443,7 @@ latent vector; it draws that digit.
 |---|---|---|---|---|
 {rows}
 
-Evaluator: {_evaluator_line(ev)}.
+{_sampler_card(m.get("sampler"))}Evaluator: {_evaluator_line(ev)}.
 Golden data: `golden/test_data_set_N/` (ONNX model-zoo layout) and Polygraphy JSON in `golden/`.
 
 ## Run it
@@ -418,6 +459,19 @@ g = Generator.load("<this folder>")
 images = g.generate(labels=[3, 1, 4], seed=42)   # uint8 [3, 28, 28]
 ```
 Every file's sha256 is in `manifest.json`; readers refuse a bundle whose files do not match.
+"""
+
+
+def _sampler_card(s: dict[str, Any] | None) -> str:
+    if not s:
+        return ""
+    files = ", ".join(f"`{v['file']}`" for v in s["denoiser"]["variants"].values())
+    return f"""## Sampler
+`model.onnx` runs {s['steps']} Euler steps of a flow-matching model with classifier-free guidance
+{s['guidance']:g}, unrolled (weights stored once; `z` is the initial noise). For other settings,
+loop over the denoiser ({files}: x, t, label -> velocity; label {s['null_label']} is the null
+class): `{s['formula']}`. In Python: `g.generate([3], seed=42, steps=8, guidance=1.5)`.
+
 """
 
 

@@ -18,14 +18,48 @@ from edgegen.runtime.latent import latent
 from edgegen.runtime.postprocess import to_uint8
 from edgegen.runtime.sessions import run_evaluator
 
+FP32_OPS = ("Sin", "Cos", "InstanceNormalization")
 
-def make_fp16(src: Path, dst: Path) -> None:
+
+def fp32_islands(model: Any) -> dict[str, list[str]]:
+    """The nodes a reduced-precision variant keeps in float32, by reason (empty for graphs
+    without them, e.g. cdcgan's):
+
+    * ``time_embedding``: every ``Sin`` / ``Cos``, the nodes they depend on (``t * freqs``,
+      arguments up to ~1000: fp16's spacing there is 0.5 rad) and the ``Concat`` joining them;
+    * ``normalization``: every ``InstanceNormalization`` (GroupNorm at opset 17: the variance
+      sums squares over a whole group, which fp16 may overflow).
+    """
+    producers = {o: n for n in model.graph.node for o in n.output}
+    trig = [n for n in model.graph.node if n.op_type in ("Sin", "Cos")]
+    keep: dict[str, Any] = {}
+    stack = list(trig)
+    while stack:  # every ancestor of a Sin / Cos
+        n = stack.pop()
+        if n.name in keep:
+            continue
+        keep[n.name] = n
+        stack += [producers[i] for i in n.input if i in producers]
+    outs = {o for n in trig for o in n.output}
+    joins = [n.name for n in model.graph.node
+             if n.op_type == "Concat" and n.input and set(n.input) <= outs]
+    norms = [n.name for n in model.graph.node if n.op_type == "InstanceNormalization"]
+    return {"time_embedding": [*keep, *joins], "normalization": norms}
+
+
+def make_fp16(src: Path, dst: Path) -> dict[str, list[str]]:
+    """fp16 weights and arithmetic, float32 I/O; the ``fp32_islands`` stay float32 (returned)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    model = onnx.load(str(src))
+    islands = fp32_islands(model)
+    blocked = [n for names in islands.values() for n in names]
+    model = convert_float_to_float16(model, keep_io_types=True,
+                                     node_block_list=blocked or None)
     topological_sort(model.graph)  # the converter appends its input casts at the end
     onnx.save(model, str(dst))
+    return islands
 
 
 def topological_sort(graph: Any) -> None:
@@ -65,8 +99,26 @@ class _LatentReader:
         self._it = iter(self.batches)
 
 
+class _FeedReader:
+    """Calibration batches given as feed dicts (the denoiser's states along the sampler)."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]):
+        self.batches = batches
+        self._it = iter(self.batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self.batches)
+
+
 def make_int8(src: Path, dst: Path, *, seed: int, samples: int, z_dim: int,
-              n_classes: int) -> dict[str, Any]:
+              n_classes: int, feeds: list[dict[str, np.ndarray]] | None = None
+              ) -> dict[str, Any]:
+    """Static QDQ int8 of ``src``, calibrated on portable latents (or on ``feeds``, batches of
+    named inputs); the ``fp32_islands`` are left out of quantization."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -76,22 +128,31 @@ def make_int8(src: Path, dst: Path, *, seed: int, samples: int, z_dim: int,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    reader = type("Reader", (_LatentReader, CalibrationDataReader), {})(
-        seed, samples, z_dim, n_classes)
+    if feeds is None:
+        reader = type("Reader", (_LatentReader, CalibrationDataReader), {})(
+            seed, samples, z_dim, n_classes)
+    else:
+        reader = type("Reader", (_FeedReader, CalibrationDataReader), {})(feeds)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        islands = fp32_islands(onnx.load(str(pre)))
+        excluded = [n for names in islands.values() for n in names]
         quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        nodes_to_exclude=excluded or None,
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
     # reduce_range: 7-bit weights. x86 CPUs without VNNI (AVX2) multiply u8 x s8 pairs with
     # vpmaddubsw, whose int16 sums saturate with full 8-bit weights: measured on an AVX2 CPU,
     # ONNX Runtime's fused int8 kernels then missed the QDQ graph's own float result by 0.24
     # (0.009 with reduce_range), and the browser (WebAssembly, no saturation) drew other pixels.
-    return {"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range (reduce_range)",
-            "activations": "uint8 per-tensor asymmetric", "calibration": "MinMax",
-            "calibration_samples": samples, "calibration_seed": str(seed)}
+    out = {"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range (reduce_range)",
+           "activations": "uint8 per-tensor asymmetric", "calibration": "MinMax",
+           "calibration_samples": samples, "calibration_seed": str(seed)}
+    if excluded:
+        out["kept_in_fp32"] = {k: len(v) for k, v in islands.items()}
+    return out
 
 
 def make_optimized(src: Path, dst: Path) -> dict[str, Any]:

@@ -103,6 +103,18 @@ def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_cflow_run(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path,
+                   tiny_evaluator: Path) -> Path:
+    """A cflow (flow matching) run: a width-8 UNet trained for 6 steps of 32 digits."""
+    from edgegen.training.train import TrainConfig, train
+
+    out = tiny_evaluator.parent / "cflow"
+    train(TrainConfig(out=out, arch="cflow", max_steps=6, width=8, batch_size=32,
+                      data_dir=idx_dir, fidelity_samples=50))
+    return out
+
+
+@pytest.fixture(scope="session")
 def signed_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path,
                   tiny_run: Path, signing_keys: dict[str, Path]) -> Path:
     """A signed copy of ``tiny_bundle`` whose checkpoint reference is absolute (PyTorch stays
@@ -119,3 +131,18 @@ def signed_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path,
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
     sign_bundle(root, signing_keys["private"])
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_cflow_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_cflow_run: Path) -> Path:
+    """A bundle exported from ``tiny_cflow_run``: model.onnx with 3 Euler steps and guidance 2
+    unrolled, denoiser.onnx, fp16 and int8 of both, evaluator, 2 golden sets.
+
+    Shared by many tests: never modify it in place — copy it (``shutil.copytree``) first.
+    """
+    from edgegen.export.bundler import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "cflow"
+    export_bundle(ExportConfig(checkpoint=tiny_cflow_run, out=out, golden_sets=2, steps=3,
+                               guidance=2.0, calibration_samples=40, deviation_samples=60))
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgegen.models import cdcgan, cmlp, cvae
+from edgegen.models import cdcgan, cflow, cmlp, cvae
 from edgegen.models.config import ARCHITECTURES, ModelConfig
 from edgegen.runtime.errors import ConfigError
 
@@ -15,6 +15,8 @@ def build_models(cfg: ModelConfig) -> dict[str, Any]:
         return {"generator": cdcgan.Generator(cfg), "discriminator": cdcgan.Discriminator(cfg)}
     if cfg.arch == "cmlp":
         return {"generator": cmlp.Generator(cfg), "discriminator": cmlp.Discriminator(cfg)}
+    if cfg.arch == "cflow":  # trained by flow matching alone: no partner network
+        return {"generator": cflow.Generator(cfg)}
     if cfg.arch == "cvae":
         return {"generator": cvae.Decoder(cfg), "encoder": cvae.Encoder(cfg)}
     raise ConfigError(f"unknown architecture {cfg.arch!r}; expected one of "

@@ -76,6 +76,19 @@ def sweep_row(r: dict[str, Any]) -> list[str]:
             pct(r["referee_fidelity"])]
 
 
+SAMPLER_COLUMNS = ("steps", "guidance", "fidelity (95% CI)", "FID (floor)",
+                   "diversity feat/pix", "referee fidelity", "calls/img", "MFLOP/img", "ms/img")
+
+
+def sampler_row(r: dict[str, Any]) -> list[str]:
+    mark = " (exported)" if r["exported"] else ""
+    return [f"{r['steps']}{mark}", f"{r['guidance']:g}", f"{pct(r['fidelity'])} ({ci(r['ci95'])})",
+            f"{r['fid']:.2f} ({r['fid_floor']:.2f})",
+            f"{r['diversity_feature']:.2f} / {r['diversity_pixel']:.2f}",
+            pct(r["referee_fidelity"]), str(r["calls_per_image"]), f"{r['mflop_per_image']:.0f}",
+            f"{r['ms_per_image']:.2f}"]
+
+
 def md_table(columns: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     return head + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
@@ -117,6 +130,19 @@ def markdown(r: QualityReport) -> str:
                   "\n![truncation](truncation.png)\n\n"
                   "Rows of `truncation_samples.png`: one psi each, digits 0–9 from the same "
                   "latents.\n\n![truncation samples](truncation_samples.png)\n"]
+    if r.sampler_sweep:
+        first_row = r.sampler_sweep[0]
+        parts += [f"\n## Control knob: the sampler — guidance and steps ({first_row['samples']:,} "
+                  f"samples per setting, {first_row['runs']})\n\n"
+                  "Guidance `w` is this family's controllability knob, as truncation is the "
+                  "GAN's: `w = 1` is the plain conditional model, a larger `w` draws more "
+                  "typical digits of the asked label (fidelity up) with less variety (diversity "
+                  "down); the steps trade cost (MFLOP per image = network calls × the "
+                  "denoiser's FLOPs) against sample quality (FID).\n\n",
+                  md_table(SAMPLER_COLUMNS, [sampler_row(x) for x in r.sampler_sweep]),
+                  "\n![sampler sweep](sampler_sweep.png)\n\n"
+                  "Rows of `sampler_samples.png`: one setting each (table order), digits 0–9 "
+                  "from the same initial noise.\n\n![sampler samples](sampler_samples.png)\n"]
     parts += ["\n## Samples\n"]
     for v in r.variants:
         parts.append(f"- **{v.name}** ({v.source}): [samples]({v.files.get('samples')}) · "
@@ -260,8 +286,38 @@ def truncation_plot(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def sampler_plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Fidelity, diversity and FID against guidance, one line per step count."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    for steps in dict.fromkeys(r["steps"] for r in rows):
+        sub = [r for r in rows if r["steps"] == steps]
+        w = [r["guidance"] for r in sub]
+        label = f"{steps} steps"
+        ax1.plot(w, [100 * r["fidelity"] for r in sub], marker="o", label=label)
+        ax2.plot(w, [r["diversity_pixel"] for r in sub], marker="o", label=label)
+        ax3.plot(w, [r["fid"] for r in sub], marker="o", label=label)
+    ax1.set(xlabel="guidance w", ylabel="label fidelity (%)", title="fidelity (evaluator)")
+    ax2.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax2.set(xlabel="guidance w", ylabel="generated / real (pixels)", title="diversity")
+    ax3.plot([r["guidance"] for r in rows], [r["fid_floor"] for r in rows], ls="", marker="_",
+             color="grey", label="real floor")
+    ax3.set(xlabel="guidance w", ylabel="FID (evaluator features)", title="MNIST-FID")
+    for ax in (ax1, ax2, ax3):
+        ax.legend(fontsize=7)
+    fig.suptitle("guidance is cflow's control knob (as truncation is the GAN's)")
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
 def write_report(r: QualityReport, out: Path, pictures: dict[str, dict[str, np.ndarray]],
-                 strips: list[np.ndarray]) -> None:
+                 strips: list[np.ndarray], sampler_strips: list[np.ndarray] | None = None
+                 ) -> None:
     """Write every picture, then ``report.md`` and ``report.json`` (each file atomically)."""
     out.mkdir(parents=True, exist_ok=True)
     for v in r.variants:
@@ -277,6 +333,12 @@ def write_report(r: QualityReport, out: Path, pictures: dict[str, dict[str, np.n
         save_grid(np.concatenate(strips), out / "truncation_samples.png", nrow=len(strips[0]))
         r.files.update({"truncation_plot": "truncation.png",
                         "truncation_samples": "truncation_samples.png"})
+    if r.sampler_sweep and sampler_strips:
+        sampler_plot(r.sampler_sweep, out / "sampler_sweep.png")
+        save_grid(np.concatenate(sampler_strips), out / "sampler_samples.png",
+                  nrow=len(sampler_strips[0]))
+        r.files.update({"sampler_plot": "sampler_sweep.png",
+                        "sampler_samples": "sampler_samples.png"})
     r.files.update({"markdown": "report.md", "json": "report.json"})
     atomic_write_text(out / "report.md", markdown(r))
     atomic_write_text(out / "report.json", r.to_json() + "\n")

@@ -11,7 +11,11 @@ judged by the bundle's evaluator (``evaluator.onnx`` on CPU, trained on real dig
 * diversity: mean pairwise distance within a label against the real digits' own (collapse -> 0);
 * the change against PyTorch with McNemar's paired test on per-sample correctness;
 * a referee — k-NN on PCA of real training pixels — that shares nothing with the evaluator;
-* the truncation sweep (the control knob), and the guard's fidelity, firing rate and latency.
+* the truncation sweep (the control knob), and the guard's fidelity, firing rate and latency;
+* for an iterative family (cflow), ``--sweep steps=... --sweep guidance=...``: every setting of
+  the sampler (run by ``edgegen.runtime.sampler`` over ``denoiser.onnx``) with its fidelity, FID,
+  diversity and MFLOP per image — guidance is that family's control knob, as truncation is the
+  GAN's.
 
 Neither the evaluator nor the referee ever sees a generated image during training: they judge,
 they are not tuned. ``cfg.out`` receives ``report.md``, ``report.json`` and the pictures.
@@ -28,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from edgegen.quality.eval_report import write_report
+from edgegen.quality.flops import count_flops
 from edgegen.quality.metrics import (
     FrechetReference,
     KnnReferee,
@@ -45,9 +50,11 @@ from edgegen.runtime.guard import (
     guarded_generate,
     softmax,
 )
+from edgegen.runtime.inputs import check_guidance, check_steps
 from edgegen.runtime.latent import latent, truncate
 from edgegen.runtime.postprocess import to_uint8
 from edgegen.runtime.providers import ProviderSpec, make_session
+from edgegen.runtime.sampler import SamplerSpec, calls_per_image, sample
 from edgegen.runtime.sessions import run_evaluator, run_generator
 from edgegen.training.checkpoint import bundle_checkpoint, load_generator
 from edgegen.training.data import MnistSplits, load_mnist
@@ -254,7 +261,7 @@ def torch_runner(bundle: Bundle, provider: str, batch: int) -> tuple[Runner | No
 
     device = "cuda" if provider != "cpu" and torch.cuda.is_available() else "cpu"
     recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
-    gen, _ = load_generator(ckpt, sha256=recorded)
+    gen, _ = load_generator(ckpt, bundle.sampler, sha256=recorded)
     gen = gen.to(device)
     note = "" if device != "cpu" or provider == "cpu" else \
         f"PyTorch ran on CPU: torch has no CUDA here (the ONNX variants run on {provider})"
@@ -386,6 +393,60 @@ def sweep(runner: Runner, judge: Judge, real: RealSet, referee: KnnReferee, cfg:
     return rows, strips
 
 
+SWEEP_KEYS = ("steps", "guidance")
+
+
+def sampler_settings(cfg: EvalConfig, spec: SamplerSpec) -> list[tuple[int, float]]:
+    """Every (steps, guidance) of ``cfg.sweep``; a key not swept stays at the exported value."""
+    given = dict(cfg.sweep)
+    steps = [check_steps(int(v)) if float(v).is_integer() else check_steps(v)
+             for v in given.get("steps", (spec.steps,))]
+    guidance = [check_guidance(float(v)) for v in given.get("guidance", (spec.guidance,))]
+    return [(n, w) for n in dict.fromkeys(steps) for w in dict.fromkeys(guidance)]
+
+
+def sampler_sweep(bundle: Bundle, judge: Judge, real: RealSet, referee: KnnReferee,
+                  cfg: EvalConfig, emit: ProgressFn) -> tuple[list[dict[str, Any]],
+                                                              list[np.ndarray]]:
+    """Fidelity, FID, diversity and cost of every sampler setting, on the same latents, run by
+    the runtime's loop over ``denoiser.onnx`` (fp32) on ``cfg.provider``. Returns the table and
+    one uint8 ``[n_classes, H, W]`` row per setting for the picture."""
+    spec = SamplerSpec.from_manifest(bundle.manifest, bundle.root)
+    path = bundle.denoiser_path("fp32")
+    session = make_session(bundle.denoiser_bytes("fp32"), ProviderSpec(cfg.provider),
+                           name=str(path))
+    mflop_call = count_flops(path, batch=1).per_image / 1e6  # one network evaluation
+    n = min(cfg.sweep_samples, cfg.samples)
+    labels = _labels(n, real.n_classes)
+    z = latent(cfg.seed, n, bundle.z_dim)
+    rows, strips = [], []
+    for steps, w in sampler_settings(cfg, spec):
+        emit(f"sampler sweep: {steps} steps, guidance {w:g} ({n:,} samples)")
+
+        def generate(zz: np.ndarray, yy: np.ndarray, steps: int = steps, w: float = w
+                     ) -> np.ndarray:
+            return sample(session, zz, yy, steps=steps, guidance=w, null_label=spec.null_label,
+                          image_shape=spec.image_shape, batch=cfg.batch)
+
+        images, ms = timed(generate, z, labels)
+        j, u8 = judge_images(images, labels, judge, referee)
+        fb = fid_block(j.feats, labels, real)
+        div = diversity_block(j.feats, pixels(u8), labels, real, cfg.collapse_ratio)
+        calls = calls_per_image(steps, w)
+        rows.append({"steps": steps, "guidance": w, "samples": n,
+                     "exported": (steps, w) == (spec.steps, spec.guidance),
+                     **{k: v for k, v in fidelity_fields(j, labels, real.n_classes).items()
+                        if k != "per_label"},
+                     "fid": fb["value"], "fid_floor": fb["floor"],
+                     "diversity_feature": div["feature"]["ratio"],
+                     "diversity_pixel": div["pixel"]["ratio"],
+                     "referee_fidelity": float(np.mean(j.referee == labels)),
+                     "calls_per_image": calls, "mflop_per_image": mflop_call * calls,
+                     "ms_per_image": ms, "runs": f"{path.name} on {cfg.provider}"})
+        strips.append(u8[:real.n_classes])
+    return rows, strips
+
+
 # --------------------------------------------------------------------------- checks
 
 def validate(cfg: EvalConfig) -> None:
@@ -406,6 +467,13 @@ def validate(cfg: EvalConfig) -> None:
                           f"{cfg.min_fidelity}")
     if cfg.max_fid is not None and cfg.max_fid < 0:
         raise ConfigError(f"--max-fid must be >= 0, got {cfg.max_fid}")
+    for key, values in cfg.sweep:
+        if key not in SWEEP_KEYS or not values:
+            raise ConfigError(f"--sweep takes {' or '.join(f'{k}=V1,V2,...' for k in SWEEP_KEYS)}"
+                              f", got {key}={','.join(map(str, values))}")
+    if len({k for k, _ in cfg.sweep}) != len(cfg.sweep):
+        raise ConfigError("give each --sweep key once (e.g. --sweep steps=1,2,4 --sweep "
+                          "guidance=1,2)")
     if cfg.out is not None:  # before the work: a report folder that cannot be written
         check_output_dir(cfg.out, "--out")
 
@@ -511,6 +579,13 @@ def evaluate(cfg: EvalConfig, on_progress: ProgressFn | None = None) -> QualityR
         raise BundleError(f"{bundle.root} has no evaluator.onnx, the judge of fidelity; "
                           "re-export with `edgegen export RUN --evaluator runs/evaluator` "
                           "(train one with `edgegen train-evaluator`)")
+    if cfg.sweep:
+        if not bundle.sampler:
+            raise ConfigError(f"--sweep {cfg.sweep[0][0]}=... sweeps an iterative sampler, and "
+                              f"{bundle.root} ({bundle.manifest['generator'].get('architecture')}"
+                              ") has none: it draws an image in one call. Its control knob is "
+                              "--truncation")
+        sampler_settings(cfg, SamplerSpec.from_manifest(bundle.manifest, bundle.root))
     runners, notes = make_runners(cfg, bundle)  # first: a bad variant or provider fails fast
     # no spin-waiting: numpy (FID, k-NN) runs between evaluator calls and needs those cores
     judge = Judge(make_session(bundle.evaluator_bytes(), ProviderSpec("cpu", spinning=False),
@@ -553,6 +628,11 @@ def evaluate(cfg: EvalConfig, on_progress: ProgressFn | None = None) -> QualityR
          f"{', '.join(f'{p:g}' for p in cfg.truncation)}")
     knob, strips = sweep(knob_runner, judge, real, referee, cfg, z_dim) if cfg.truncation \
         else ([], [])
+    sampler_rows, sampler_strips = (sampler_sweep(bundle, judge, real, referee, cfg, emit)
+                                    if cfg.sweep else ([], []))
+    if bundle.sampler and not cfg.sweep:
+        notes.append("guidance is this family's control knob (as truncation is the GAN's): "
+                     "sweep it with --sweep guidance=1,1.5,2,3 (and --sweep steps=1,2,4,8,16)")
 
     report = QualityReport(
         bundle=Path(cfg.bundle), provider=cfg.provider, samples=cfg.samples, seed=cfg.seed,
@@ -576,11 +656,11 @@ def evaluate(cfg: EvalConfig, on_progress: ProgressFn | None = None) -> QualityR
         failures=gate(variants, cfg),
         warnings=warnings + judge_warnings(variants, cfg.judge_tolerance_pp), notes=notes,
         files={},
-        elapsed_s=0.0)
+        elapsed_s=0.0, sampler_sweep=sampler_rows)
     report.elapsed_s = round(time.perf_counter() - t0, 1)
     if cfg.out is not None:
         try:
-            write_report(report, Path(cfg.out), pictures, strips)
+            write_report(report, Path(cfg.out), pictures, strips, sampler_strips)
         except OSError as exc:  # the numbers are not lost: the CLI prints them
             raise OutputError(f"could not write the report folder {cfg.out} "
                               f"({exc.strerror or exc}); the JSON report is printed below "

@@ -23,7 +23,10 @@ class EvalConfig:
     seed: int = 777
     psi: float | None = None  # truncation of the evaluated variants (None: z as drawn)
     truncation: tuple[float, ...] = (0.5, 0.7, 0.85, 1.0, 1.2)  # the control-knob sweep
-    sweep_samples: int = 2000  # per psi (capped at ``samples``)
+    sweep_samples: int = 2000  # per psi, and per sampler setting (capped at ``samples``)
+    # iterative families (cflow): the sampler settings to sweep, e.g. (("steps", (1, 2, 4)),
+    # ("guidance", (1.0, 2.0))): every combination; a key not given stays at the exported value
+    sweep: tuple[tuple[str, tuple[float, ...]], ...] = ()
     min_fidelity: float | None = None  # gate: every variant's fidelity >= this
     max_fid: float | None = None  # gate: every variant's (count-matched) FID <= this
     # gate: every label's diversity ratio (generated / real, the lower of features and pixels)
@@ -89,6 +92,7 @@ class QualityReport(Report):
     notes: list[str]
     files: dict[str, str]
     elapsed_s: float
+    sampler_sweep: list[dict[str, Any]] = field(default_factory=list)  # cflow: steps x guidance
 
     @property
     def passed(self) -> bool:

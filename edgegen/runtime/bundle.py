@@ -102,6 +102,31 @@ class Bundle:
         return self.read(self.model_file(variant, provider))
 
     @property
+    def sampler(self) -> dict[str, Any] | None:
+        """The ``sampler`` section of an iterative family's bundle (cflow), else None."""
+        return self.manifest.get("sampler")
+
+    def denoiser_file(self, precision: str) -> str:
+        """The bundle-relative one-call network of an iterative sampler (``denoiser.onnx`` and
+        its variants)."""
+        if not self.sampler:
+            raise BundleError(f"{self.root} ({self.manifest['generator'].get('architecture')}) "
+                              "has no iterative sampler and no denoiser: its model.onnx draws "
+                              "an image in one call")
+        variants = self.sampler["denoiser"]["variants"]
+        if precision not in variants:
+            raise BundleError(f"{self.root} has no {precision!r} denoiser; it has "
+                              f"{', '.join(variants)} (export with --precision {precision})")
+        return variants[precision]["file"]
+
+    def denoiser_path(self, precision: str) -> Path:
+        return self.path(self.denoiser_file(precision))
+
+    def denoiser_bytes(self, precision: str) -> bytes:
+        """The checked bytes of the ``precision`` denoiser (``read``)."""
+        return self.read(self.denoiser_file(precision))
+
+    @property
     def z_dim(self) -> int:
         return int(self.manifest["generator"]["z_dim"])
 

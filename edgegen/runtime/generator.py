@@ -14,6 +14,12 @@ Which latent a sample gets (the contract the Node.js and browser examples replay
 * ``z=array``: the caller's own latents (interpolation and the like); no guard (nothing to redraw).
 * ``truncation=psi`` scales the latent by ``float32(psi)`` in float32; ``guard=True`` redraws
   samples the bundle's evaluator rejects along ``edgegen.runtime.guard``'s documented seed sequence.
+* ``steps=N, guidance=w`` (iterative families, cflow): the sampler's settings. The exported ones
+  (or none given) run ``model.onnx``, where they are unrolled; any other setting runs
+  ``edgegen.runtime.sampler``'s loop over the same precision's ``denoiser.onnx``. For the
+  exported setting the loop and ``model.onnx`` agree within the bundle's recorded
+  ``sampler.runtime_loop`` (max |Δ| ≤ 1e-4 by export's check). A family without a sampler
+  refuses ``steps`` and ``guidance``.
 
 Requests run through ONNX Runtime in chunks of ``batch_size``. The latent never depends on the
 chunking, but ONNX Runtime's float arithmetic may differ in the last bits between batch sizes, so
@@ -42,15 +48,18 @@ from edgegen.runtime.inputs import (
     OUTPUTS,
     check_choice,
     check_flag,
+    check_guidance,
     check_labels,
     check_latents,
     check_seed,
     check_seeds,
+    check_steps,
     check_truncation,
 )
 from edgegen.runtime.latent import ALGORITHM, latent, latent_for_seeds, retry_seed, truncate
 from edgegen.runtime.postprocess import RULE, to_uint8
 from edgegen.runtime.providers import ProviderSpec, make_session
+from edgegen.runtime.sampler import DENOISER_IO, SamplerSpec, sample
 from edgegen.runtime.sessions import run_evaluator, run_generator
 
 __all__ = ["Generation", "Generator", "GuardStats"]
@@ -68,6 +77,9 @@ class Generation:
     attempts: np.ndarray | None = None  # int64 [N] when guarded: 0 = first draw accepted
     prob: np.ndarray | None = None  # float32 [N] when guarded: evaluator's p(requested label)
     predicted: np.ndarray | None = None  # int64 [N] when guarded: evaluator's digit
+    steps: int | None = None  # iterative families: the sampler settings used
+    guidance: float | None = None
+    model: str | None = None  # the file that ran: model.onnx (unrolled) or the denoiser loop
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,8 @@ class Generator:
         self.spec = spec
         self.batch_size = batch_size
         self._io = _generator_io(bundle)
+        self._sampler = (SamplerSpec.from_manifest(bundle.manifest, bundle.root)
+                         if bundle.sampler else None)
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._stats = GuardStats()
@@ -145,6 +159,11 @@ class Generator:
         return dict(self.bundle.signature)
 
     @property
+    def sampler(self) -> SamplerSpec | None:
+        """The exported sampler settings of an iterative family (cflow), else None."""
+        return self._sampler
+
+    @property
     def has_evaluator(self) -> bool:
         return self.bundle.evaluator_path is not None
 
@@ -156,21 +175,23 @@ class Generator:
     # -- generation ---------------------------------------------------------------------------
     def generate(self, labels: Any, seed: Any = None, *, seeds: Any = None, z: Any = None,
                  truncation: Any = None, variant: Any = None, guard: Any = False,
-                 output: Any = "uint8") -> np.ndarray:
+                 output: Any = "uint8", steps: Any = None, guidance: Any = None) -> np.ndarray:
         """uint8 ``[N, 28, 28]`` (``output="float"``: float32 ``[N, 1, 28, 28]`` in [-1, 1]).
 
         Give exactly one of ``seed`` (sample ``i`` = row ``i`` of the seed's stream), ``seeds``
         (one seed per label) or ``z`` (float ``[N, z_dim]``). ``variant`` names one of the
-        bundle's models (``fp32`` when ``None``). See ``run`` for the guard's record.
+        bundle's models (``fp32`` when ``None``). ``steps`` and ``guidance`` set an iterative
+        family's sampler (see the module docstring). See ``run`` for the guard's record.
         """
         return self.run(labels, seed, seeds=seeds, z=z, truncation=truncation, variant=variant,
-                        guard=guard, output=output).images
+                        guard=guard, output=output, steps=steps, guidance=guidance).images
 
     def run(self, labels: Any, seed: Any = None, *, seeds: Any = None, z: Any = None,
             truncation: Any = None, variant: Any = None, guard: Any = False,
-            output: Any = "uint8") -> Generation:
+            output: Any = "uint8", steps: Any = None, guidance: Any = None) -> Generation:
         """Like ``generate``, returning a ``Generation`` that records each sample's stream and,
         with ``guard=True``, the evaluator's verdict and the number of redraws."""
+        loop = self._loop(steps, guidance)
         y = check_labels(labels, self.n_classes)
         psi = check_truncation(truncation)
         variant = check_choice(self.default_variant if variant is None else variant,
@@ -197,21 +218,49 @@ class Generator:
         else:
             stream, rows = None, None
         if guarded:
-            return self._guarded(y, stream, rows, psi, variant, output, seeds is not None)
+            return self._guarded(y, stream, rows, psi, variant, output, seeds is not None, loop)
         if seed is not None:
             zz = latent(int(stream[0]), n, self.z_dim)
         elif seeds is not None:
             zz = latent_for_seeds([int(v) for v in stream], self.z_dim)
         else:
             zz = check_latents(z, n, self.z_dim)
-        images = self._forward(variant, truncate(zz, psi), y)
+        images = self._forward(variant, truncate(zz, psi), y, loop)
         return Generation(images=_output(images, output), labels=y, seeds=stream, rows=rows,
-                          variant=variant)
+                          variant=variant, **self._settings(variant, loop))
+
+    def _loop(self, steps: Any, guidance: Any) -> tuple[int, float] | None:
+        """``None``: run model.onnx (a single-pass family, or the exported sampler settings);
+        otherwise the (steps, guidance) the denoiser loop must run."""
+        if steps is None and guidance is None:
+            return None
+        if self._sampler is None:
+            raise RuntimeInputError(
+                f"steps and guidance set an iterative sampler, and {self.bundle.root} "
+                f"({self.bundle.manifest['generator'].get('architecture')}) has none: its "
+                "model draws an image in one call — call generate() without them")
+        s = self._sampler
+        n = s.steps if steps is None else check_steps(steps)
+        w = s.guidance if guidance is None else check_guidance(guidance)
+        return None if (n, w) == (s.steps, s.guidance) else (n, w)
+
+    def _settings(self, variant: str, loop: tuple[int, float] | None) -> dict[str, Any]:
+        if self._sampler is None:
+            return {}
+        if loop is None:
+            return {"steps": self._sampler.steps, "guidance": self._sampler.guidance,
+                    "model": self.bundle.variants[variant]["file"]}
+        return {"steps": loop[0], "guidance": loop[1],
+                "model": self.bundle.denoiser_path(self._precision(variant)).name}
+
+    def _precision(self, variant: str) -> str:
+        return str(self.bundle.variants[variant].get("precision", variant))
 
     def _guarded(self, y: np.ndarray, stream: np.ndarray, rows: np.ndarray, psi: float | None,
-                 variant: str, output: str, per_sample: bool) -> Generation:
+                 variant: str, output: str, per_sample: bool,
+                 loop: tuple[int, float] | None) -> Generation:
         def gen(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-            return self._forward(variant, z, labels)
+            return self._forward(variant, z, labels, loop)
 
         if per_sample:
             res = guarded_generate_seeds(gen, self._classify, y, [int(v) for v in stream],
@@ -224,7 +273,7 @@ class Generator:
                         dtype=np.uint64)
         return Generation(images=_output(res.images, output), labels=y, seeds=used, rows=rows,
                           variant=variant, accepted=res.accepted, attempts=res.attempts,
-                          prob=res.prob, predicted=res.predicted)
+                          prob=res.prob, predicted=res.predicted, **self._settings(variant, loop))
 
     def _record(self, res: GuardResult) -> None:
         with self._lock:
@@ -245,18 +294,36 @@ class Generator:
                 # read once, sha256 checked, the session made from those very bytes
                 if key == "evaluator":
                     name, model = self.bundle.evaluator_file, self.bundle.evaluator_bytes()
+                elif key.startswith("denoiser:"):
+                    precision = key.split(":", 1)[1]
+                    name = self.bundle.denoiser_file(precision)
+                    model = self.bundle.denoiser_bytes(precision)
                 else:
                     name, model = self.bundle.variant_file(key), self.bundle.model_bytes(key)
-                session = make_session(model, self.spec, name=str(self.bundle.path(name)))
-                if key != "evaluator":
-                    _check_session(session, self._io, self.bundle.path(name))
+                path = self.bundle.path(name)
+                session = make_session(model, self.spec, name=str(path))
+                if key.startswith("denoiser:"):
+                    _check_session(session, list(DENOISER_IO[:3]), DENOISER_IO[3], path)
+                elif key != "evaluator":
+                    _check_session(session, list(self._io[:2]), self._io[2], path)
                 self._sessions[key] = session
             return session
 
-    def _forward(self, variant: str, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """float32 ``[N, C, H, W]``, run in chunks of ``batch_size``."""
-        session = self._session(variant)
-        out = _run(lambda: run_generator(session, z, labels, self.batch_size, self._io), variant)
+    def _forward(self, variant: str, z: np.ndarray, labels: np.ndarray,
+                 loop: tuple[int, float] | None = None) -> np.ndarray:
+        """float32 ``[N, C, H, W]``, run in chunks of ``batch_size``: model.onnx, or the
+        sampler loop over the variant's denoiser for ``loop = (steps, guidance)``."""
+        if loop is None:
+            session = self._session(variant)
+            out = _run(lambda: run_generator(session, z, labels, self.batch_size, self._io),
+                       variant)
+        else:
+            assert self._sampler is not None
+            spec = self._sampler
+            den = self._session(f"denoiser:{self._precision(variant)}")
+            out = _run(lambda: sample(den, z, labels, steps=loop[0], guidance=loop[1],
+                                      null_label=spec.null_label, image_shape=spec.image_shape,
+                                      batch=self.batch_size), f"{variant} denoiser")
         if not np.isfinite(out).all():
             raise BundleError(f"the {variant} model of {self.bundle.root} produced NaN or inf; "
                               "the bundle is broken — re-export it or use another variant")
@@ -309,8 +376,8 @@ def _generator_io(bundle: Bundle) -> tuple[str, str, str]:
     return names
 
 
-def _check_session(session: Any, io: tuple[str, str, str], path: Path) -> None:
+def _check_session(session: Any, inputs: list[str], output: str, path: Path) -> None:
     have = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-    if have[0] != list(io[:2]) or io[2] not in have[1]:
+    if have[0] != inputs or output not in have[1]:
         raise BundleError(f"{path} has inputs {have[0]} and outputs {have[1]}; the manifest "
-                          f"says inputs {list(io[:2])} and output {io[2]!r} — re-export")
+                          f"says inputs {inputs} and output {output!r} — re-export")

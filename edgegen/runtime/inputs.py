@@ -130,3 +130,29 @@ def check_flag(value: Any, what: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise RuntimeInputError(f"{what} must be True or False, got {_describe(value)}")
     return bool(value)
+
+
+MAX_STEPS = 1000  # sampler steps per image (each is one or two network calls)
+MAX_GUIDANCE = 20.0
+
+
+def check_steps(steps: Any) -> int:
+    """An iterative sampler's step count: an integer in ``[1, MAX_STEPS]``."""
+    if not _is_integer(steps) or not 1 <= int(steps) <= MAX_STEPS:
+        raise RuntimeInputError(f"steps must be an integer in [1, {MAX_STEPS}], got "
+                                f"{_describe(steps)} ({type(steps).__name__}); e.g. steps=4")
+    return int(steps)
+
+
+def check_guidance(guidance: Any) -> float:
+    """Classifier-free guidance ``w``: a finite number in ``[0, MAX_GUIDANCE]`` (1 = none)."""
+    if isinstance(guidance, (bool, np.bool_)) or not isinstance(guidance, numbers.Real):
+        raise RuntimeInputError(f"guidance must be a number in [0, {MAX_GUIDANCE:g}], got "
+                                f"{_describe(guidance)} ({type(guidance).__name__}); e.g. "
+                                "guidance=2.0 (1 = no guidance)")
+    value = float(guidance)
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_GUIDANCE):
+        raise RuntimeInputError(f"guidance must be a finite number in [0, {MAX_GUIDANCE:g}], got "
+                                f"{value!r}; e.g. guidance=2.0 (1 = no guidance, larger: more "
+                                "typical digits of the asked label, less variety)")
+    return value

@@ -136,10 +136,12 @@ def load_optimizer(prefix: str, opt: Any, tensors: dict[str, Any],
 
 # --------------------------------------------------------------------------- generators
 
-def load_generator(checkpoint: Path, *, sha256: str | None = None
-                   ) -> tuple[Any, dict[str, Any]]:
-    """The generator of a run (eval mode) and the run's description; with ``sha256`` the
-    checkpoint's bytes must have that digest (``load_checkpoint``)."""
+def load_generator(checkpoint: Path, sampler: dict[str, Any] | None = None, *,
+                   sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The generator of a run (eval mode) and the run's description. ``sampler`` (a bundle's
+    ``sampler`` section) sets an iterative family's steps and guidance to the bundle's, so that
+    PyTorch runs exactly what model.onnx unrolls; with ``sha256`` the checkpoint's bytes must
+    have that digest (``load_checkpoint``)."""
     from edgegen.models.registry import build_models
 
     info, tensors = load_checkpoint(checkpoint, sha256=sha256)
@@ -156,6 +158,8 @@ def load_generator(checkpoint: Path, *, sha256: str | None = None
         else "generator"
     load_module(prefix, gen, tensors, checkpoint)
     info["exported_weights"] = prefix
+    if sampler and hasattr(gen, "set_sampler"):
+        gen.set_sampler(int(sampler["steps"]), float(sampler["guidance"]))
     return gen.eval(), info
 
 

@@ -44,8 +44,11 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "cdcgan": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs": 30},
     "cmlp": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs": 60},
     "cvae": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epochs": 30},
+    # flow matching: plain Adam 1e-3 (betas 0.9, 0.999), gradients clipped at norm 1, EMA
+    "cflow": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epochs": 40},
 }
 REAL_TARGET = 0.9  # one-sided label smoothing for the discriminator's real targets
+TIME_SAMPLING = ("uniform", "logit-normal")
 SAMPLE_SEED = 7  # the fixed latent of the per-epoch sample grids
 FIDELITY_SEED = 2026
 
@@ -70,7 +73,9 @@ class TrainConfig:
     z_dim: int | None = None
     width: int | None = None
     aux_weight: float = 1.0  # cdcgan: weight of the discriminator's auxiliary class loss
-    ema_decay: float = 0.999  # GANs: exponential moving average of the generator (0: off)
+    ema_decay: float = 0.999  # GANs, cflow: exponential moving average of the generator (0: off)
+    label_dropout: float = 0.1  # cflow: share of labels replaced by the null class (for guidance)
+    time_sampling: str = "uniform"  # cflow: how t is drawn: uniform | logit-normal
     evaluator: Path | None = None  # None: <out>/../evaluator when it exists
     fidelity_samples: int = 1000
     threads: int | None = None
@@ -104,6 +109,11 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     if cfg.arch is not None and cfg.arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {cfg.arch!r}; expected one of "
                           f"{', '.join(ARCHITECTURES)}")
+    if not 0.0 <= cfg.label_dropout < 1.0:
+        raise ConfigError(f"label_dropout must be in [0, 1), got {cfg.label_dropout}")
+    if cfg.time_sampling not in TIME_SAMPLING:
+        raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLING)}, got "
+                          f"{cfg.time_sampling!r}")
     if not cfg.resume:
         arch = cfg.arch or DEFAULT_ARCH
         d = ARCH_DEFAULTS[arch]
@@ -195,7 +205,7 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
 
     run_cfg = {**asdict(cfg), "out": str(out), "resume": False, "force": False,
                "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "evaluator": None}
-    step_fn = _vae_step if cfg.arch == "cvae" else _gan_step
+    step_fn = {"cvae": _vae_step, "cflow": _flow_step}.get(cfg.arch, _gan_step)
 
     def snapshot(finished: bool) -> Path:
         tensors = {}
@@ -378,6 +388,36 @@ def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
         opt.step()
     return {"loss": round(loss.item(), 4), "recon": round(recon.item(), 4),
             "kl": round(kl.item(), 4)}
+
+
+def _flow_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
+               cfg: TrainConfig) -> dict[str, float]:
+    """Conditional flow matching (rectified flow): regress the velocity ``x1 - x0`` at
+    ``x_t = (1 - t) x0 + t x1`` (``x0`` noise, ``x1 = x`` the digits); a ``label_dropout`` share
+    of labels becomes the null class so that guidance has an unconditional velocity. The
+    noise, ``t`` and the dropout are all drawn from ``gen``, in this order."""
+    import torch
+    import torch.nn.functional as F
+
+    net = nets["generator"].net  # the UNet inside the sampler
+    net.train()
+    b = x.shape[0]
+    x0 = torch.randn(x.shape, generator=gen, device=x.device)  # [B, C, H, W]
+    if cfg.time_sampling == "logit-normal":  # more weight on the middle of the path
+        t = torch.sigmoid(torch.randn(b, generator=gen, device=x.device))
+    else:
+        t = torch.rand(b, generator=gen, device=x.device)  # [B] in [0, 1)
+    drop = torch.rand(b, generator=gen, device=x.device) < cfg.label_dropout
+    label = torch.where(drop, torch.full_like(y, mcfg.n_classes), y)
+    tb = t[:, None, None, None]
+    v = net((1 - tb) * x0 + tb * x, t, label)
+    loss = F.mse_loss(v, x - x0)
+    opt = opts["generator"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    return {"loss": round(loss.item(), 5), "grad_norm": round(float(grad_norm), 4)}
 
 
 # --------------------------------------------------------------------------- artefacts

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgegen.benchmarks.flops import count_flops
+from edgegen.quality.flops import count_flops
 
 
 def _graph() -> onnx.ModelProto:

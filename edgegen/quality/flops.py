@@ -1,4 +1,6 @@
-"""Floating-point work per image, counted from the ONNX graph.
+"""Floating-point work per image, counted from the ONNX graph — the project's one FLOP counter
+(eval's MFLOP per image of a sampler setting, bench's achieved GFLOP/s; it lives in the quality
+layer so that both can import it).
 
 Only the dense ops count (Gemm, MatMul, Conv, ConvTranspose): one multiply-add is 2 FLOPs, bias
 adds and activations are left out (they are a rounding error next to the products and are not
@@ -14,6 +16,7 @@ dynamic batch axis is pinned to a known size; the per-image figure divides by th
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +69,18 @@ def _pin_batch(model: Any, batch: int) -> Any:
     return m
 
 
-def _shapes(model: Any) -> dict[str, list[int] | None]:
+def _shapes(model: Any, symbolic: bool = False) -> dict[str, list[int] | None]:
+    """Static shapes of every tensor: onnx's shape inference, or ONNX Runtime's symbolic one,
+    which also follows shapes computed in the graph (``Expand`` to ``2 * Shape(x)[0]``, as an
+    unrolled sampler's doubled batch makes) where onnx's data propagation stops."""
     import onnx
 
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    if symbolic:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    else:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     g = inferred.graph
     out: dict[str, list[int] | None] = {i.name: list(i.dims) for i in g.initializer}
     for vi in [*g.input, *g.value_info, *g.output]:
@@ -128,6 +139,12 @@ def count_flops(model: str | Path | bytes | Any, batch: int = 1) -> FlopCount:
         proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
     pinned = _pin_batch(proto, batch)
     shapes = _shapes(pinned)
+    dense = [n for n in pinned.graph.node if n.op_type in DENSE_OPS]
+    if any(node_flops(n, shapes) is None for n in dense):
+        # on failure keep onnx's shapes: the nodes still unknown are reported in ``unknown``
+        with contextlib.suppress(Exception):
+            shapes = {**shapes, **{k: v for k, v in _shapes(pinned, symbolic=True).items()
+                                   if v is not None}}
     count = FlopCount(batch=batch, total=0)
     for node in pinned.graph.node:
         if node.op_type not in DENSE_OPS:
