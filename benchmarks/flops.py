@@ -1,4 +1,4 @@
-"""Floating-point work per image, counted from the ONNX graph.
+"""Floating-point work per image, and parameters, counted from the ONNX graph.
 
 Only the dense ops count (Gemm, MatMul, Conv, ConvTranspose): one multiply-add is 2 FLOPs, bias
 adds and activations are left out (they are a rounding error next to the products and are not
@@ -10,6 +10,12 @@ dynamic batch axis is pinned to a known size; the per-image figure divides by th
 * Conv ``W[Cout, Cin/g, k...]``: ``2 * prod(Y.shape) * prod(W.shape[1:])``
 * ConvTranspose ``W[Cin, Cout/g, k...]``: ``2 * prod(X.shape) * prod(W.shape[1:])`` — every
   input pixel is scattered through its Cout/g x k... taps.
+
+Any family's graph works: a multi-step sampler unrolled into one graph (its network called once
+per step, weights stored once) counts every call, because every call is its own node. Dense nodes
+inside subgraphs (If, Loop, Scan bodies) are counted once each, as they appear. Parameters
+(``count_params``) are the elements of the floating-point initializers (and Constant nodes): a
+weight shared by many nodes is stored, and counted, once.
 """
 
 from __future__ import annotations
@@ -70,9 +76,16 @@ def _shapes(model: Any) -> dict[str, list[int] | None]:
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    g = inferred.graph
-    out: dict[str, list[int] | None] = {i.name: list(i.dims) for i in g.initializer}
-    for vi in [*g.input, *g.value_info, *g.output]:
+    graphs = _graphs(inferred.graph)
+    out: dict[str, list[int] | None] = {i.name: list(i.dims) for g in graphs
+                                        for i in g.initializer}
+    for node in _nodes(inferred.graph):  # weights stored as Constant nodes
+        for a in node.attribute:
+            if node.op_type == "Constant" and a.name == "value" and a.HasField("t"):
+                out[node.output[0]] = list(a.t.dims)
+    for vi in [x for g in graphs for x in (*g.input, *g.value_info, *g.output)]:
+        if out.get(vi.name) is not None:  # an initializer or Constant: its own dims are exact
+            continue
         t = vi.type.tensor_type
         if not t.HasField("shape"):
             out.setdefault(vi.name, None)
@@ -117,6 +130,35 @@ def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
     return 0
 
 
+def _graphs(graph: Any) -> list[Any]:
+    """``graph`` and every subgraph held in its nodes' attributes (If/Loop/Scan), depth first."""
+    out = [graph]
+    for node in graph.node:
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                out.extend(_graphs(sub))
+    return out
+
+
+def _nodes(graph: Any) -> list[Any]:
+    return [n for g in _graphs(graph) for n in g.node]
+
+
+def count_params(model: str | Path | Any) -> int:
+    """Elements of the floating-point initializers and Constant tensors of an ONNX model."""
+    import onnx
+    from onnx import TensorProto
+
+    proto = onnx.load(str(model), load_external_data=False) \
+        if isinstance(model, (str, Path)) else model
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+    tensors = list(proto.graph.initializer)
+    for node in _nodes(proto.graph):
+        if node.op_type == "Constant":
+            tensors += [a.t for a in node.attribute if a.name == "value" and a.HasField("t")]
+    return sum(math.prod(t.dims) for t in tensors if t.data_type in floats)
+
+
 def count_flops(model: str | Path | Any, batch: int = 1) -> FlopCount:
     """Dense FLOPs of an ONNX model (path or ModelProto) at ``batch``; see the module doc."""
     import onnx
@@ -125,7 +167,7 @@ def count_flops(model: str | Path | Any, batch: int = 1) -> FlopCount:
     pinned = _pin_batch(proto, batch)
     shapes = _shapes(pinned)
     count = FlopCount(batch=batch, total=0)
-    for node in pinned.graph.node:
+    for node in _nodes(pinned.graph):
         if node.op_type not in DENSE_OPS:
             continue
         f = node_flops(node, shapes)

@@ -31,10 +31,10 @@ def _root(
 
 
 def _register() -> None:
-    from edgegen.cli import bench, demo, export, train, verify
+    from edgegen.cli import bench, compare, demo, export, train, verify
     from edgegen.cli import eval as eval_
 
-    for module in (train, export, verify, eval_, bench, demo):
+    for module in (train, export, verify, eval_, bench, compare, demo):
         module.register(app)
 
 

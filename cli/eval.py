@@ -83,7 +83,9 @@ def eval_command(
                                   help="Gate: exit 1 when a variant's FID is above this."),
     min_diversity: float = typer.Option(None, "--min-diversity",
                                         help="Gate: exit 1 when a label's diversity ratio "
-                                             "(generated / real) is below this."),
+                                             "(generated / real mean pairwise distance, the "
+                                             "lower of evaluator features and pixels; ~0 = "
+                                             "mode collapse) is below this, e.g. 0.5."),
     no_guard: bool = typer.Option(False, "--no-guard", help="Skip the guard measurement."),
     out: Path = typer.Option(X.out, "--out", "-o", help="Report folder (markdown, JSON, PNG)."),
     json_path: Path = typer.Option(None, "--json", help="Also write the JSON report here."),

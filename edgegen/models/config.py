@@ -28,13 +28,25 @@ class ClassifierConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the networks; one dataclass for all three, unused fields are ignored."""
+    """Shape of the networks; one dataclass for every family, unused fields are ignored.
+
+    The defaults of the fields after ``width`` describe the networks as they were before those
+    options existed, so a checkpoint written then (its stored config lacks them) still builds
+    the network its weights fit. New runs take their family's choices from ``ARCH_MODEL``.
+    """
 
     arch: str = "cdcgan"
     z_dim: int = 100
     n_classes: int = 10
     embed_dim: int = 50  # label embedding width fed to the generator
     width: int = 64  # base channels (conv models) or scaled hidden width (MLP)
+    # cmlp's discriminator: how it sees the label and the batch
+    d_conditioning: str = "concat"  # "concat" (label embedding joins the input) | "projection"
+    spectral_norm: bool = False  # spectral normalisation of every discriminator layer
+    mbstd: bool = False  # label-grouped minibatch standard deviation feature (anti-collapse)
+    d_dropout: float = 0.3
+    # cvae: "standard" N(0, I) prior, or "learned" (a Gaussian per label, folded into the decoder)
+    prior: str = "standard"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,11 +57,20 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+# What a new run of each family gets beyond the dataclass defaults.
+ARCH_MODEL: dict[str, dict[str, Any]] = {
+    # the MLP cGAN without mode collapse: a projection discriminator (Miyato & Koyama, 2018)
+    # with spectral norm and a per-label minibatch standard deviation, no dropout
+    "cmlp": {"d_conditioning": "projection", "spectral_norm": True, "mbstd": True,
+             "d_dropout": 0.0},
+    "cvae": {"z_dim": 16, "prior": "learned"},
+}
+
+
 def model_config(arch: str, **overrides: Any) -> ModelConfig:
-    """The default shape for ``arch``; the conditional VAE uses a smaller latent."""
+    """The default shape of a new ``arch`` run (``ARCH_MODEL``), with ``overrides`` (None: keep)."""
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; expected one of "
                           f"{', '.join(ARCHITECTURES)}")
-    base = {"cvae": ModelConfig(arch="cvae", z_dim=16)}.get(arch, ModelConfig(arch=arch))
-    return ModelConfig(**{**base.to_dict(), **{k: v for k, v in overrides.items()
-                                               if v is not None}})
+    base = {**ModelConfig(arch=arch).to_dict(), **ARCH_MODEL.get(arch, {})}
+    return ModelConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
