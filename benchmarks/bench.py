@@ -20,7 +20,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from edgegen.benchmarks.flops import count_flops
 from edgegen.benchmarks.harness import usable_cores
 from edgegen.benchmarks.machine import MatmulRate, best_of, machine_info, matmul_rate, versions
 from edgegen.benchmarks.offline import run_offline
@@ -33,6 +32,7 @@ from edgegen.benchmarks.results import (
 )
 from edgegen.benchmarks.runners import openvino_available, session_spec
 from edgegen.benchmarks.server import run_server_scenario
+from edgegen.quality.flops import count_flops
 from edgegen.runtime.bundle import load_bundle
 from edgegen.runtime.errors import ConfigError
 from edgegen.runtime.providers import make_session, require_providers

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.benchmarks.bench import bench
-from edgegen.benchmarks.flops import count_flops, count_params
 from edgegen.benchmarks.machine import machine_info
 from edgegen.benchmarks.results import BenchConfig
 from edgegen.quality.eval_report import md_table
 from edgegen.quality.evaluate import evaluate
+from edgegen.quality.flops import count_flops, count_params
 from edgegen.quality.results import EvalConfig
 from edgegen.runtime.bundle import Bundle, load_bundle
 from edgegen.runtime.errors import BundleError, CheckpointError, ConfigError

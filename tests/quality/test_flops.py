@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgegen.benchmarks.flops import count_flops
+from edgegen.quality.flops import count_flops
 
 
 def _graph() -> onnx.ModelProto:
@@ -111,7 +111,7 @@ def _sampler(steps: int) -> onnx.ModelProto:
 
 
 def test_an_unrolled_sampler_counts_every_step_and_its_weights_once() -> None:
-    from edgegen.benchmarks.flops import count_params
+    from edgegen.quality.flops import count_params
 
     per_call = 2 * (4 * 28 * 28) * (1 * 9) + 2 * (1 * 28 * 28) * (4 * 9)
     for steps in (1, 4):
@@ -125,7 +125,7 @@ def test_an_unrolled_sampler_counts_every_step_and_its_weights_once() -> None:
 
 
 def test_params_of_the_hand_built_graph_skip_integer_constants() -> None:
-    from edgegen.benchmarks.flops import count_params
+    from edgegen.quality.flops import count_params
 
     # gw, gb, cw, tw, mw; the int64 Reshape shape is not a parameter
     assert count_params(_graph()) == 48 * 10 + 48 + 6 * 27 + 6 * 2 * 16 + 8 * 5
