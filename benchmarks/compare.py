@@ -92,9 +92,10 @@ class FamilyRow:
 
     def cells(self) -> list[str]:
         t = self.training.get("minutes")
+        params = f"{self.params / 1e6:.2f} M" if self.params >= 100_000 else f"{self.params:,}"
         collapsed = f" COLLAPSED {','.join(map(str, self.collapsed))}" if self.collapsed else ""
         return [
-            self.family, f"{self.params / 1e6:.2f} M", f"{self.mflop_per_image:.2f}",
+            self.family, params, f"{self.mflop_per_image:.2f}",
             "—" if t is None else f"{t:.1f}",
             f"{self.fidelity:.2%} / {self.referee_fidelity:.2%}",
             f"{self.fid:.2f} ({self.fid_floor:.2f})",
@@ -178,10 +179,12 @@ def _name(bundle: Bundle) -> str:
 
 
 def family_name(bundle: Bundle) -> str:
-    """The architecture, plus any sampler settings the manifest records (steps, guidance)."""
+    """The architecture, plus the sampler settings an iterative family's manifest records (its
+    ``sampler`` section: steps, guidance)."""
     g = bundle.manifest["generator"]
     arch = str(g.get("architecture", "?"))
-    sampler = g.get("sampler") if isinstance(g.get("sampler"), dict) else {}
+    sampler = bundle.manifest.get("sampler")
+    sampler = sampler if isinstance(sampler, dict) else {}
     extra = [f"{k} {sampler[k]:g}" if isinstance(sampler[k], (int, float)) else
              f"{k} {sampler[k]}" for k in ("steps", "guidance") if k in sampler]
     return f"{arch} ({', '.join(extra)})" if extra else arch

@@ -9,8 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgegen.benchmarks.compare import COLUMNS, CompareConfig, CompareReport, compare
-from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
-from edgegen.runtime.fileio import atomic_write_text
+from edgegen.cli.common import console, csv_option, err_console, errors_to_exit, saved
 
 C = CompareConfig()
 
@@ -59,10 +58,7 @@ def compare_command(
                             duration_s=duration, threads=threads, data_dir=data_dir)
         report = compare(cfg, lambda text: console.print(escape(text), highlight=False))
         _render(report)
-        if json_path is not None:
-            atomic_write_text(json_path, report.to_json() + "\n")
-        console.print(f"report: {out / 'report.md'}" + (f", {json_path}" if json_path else ""),
-                      highlight=False)
+        saved(report, out, json_path)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
+from edgegen.cli.common import console, csv_option, err_console, errors_to_exit, saved
 from edgegen.quality.eval_report import (
     GUARD_COLUMNS,
     SWEEP_COLUMNS,
@@ -20,7 +20,6 @@ from edgegen.quality.eval_report import (
 from edgegen.quality.evaluate import evaluate
 from edgegen.quality.results import EvalConfig, QualityReport
 from edgegen.runtime.errors import CheckFailed
-from edgegen.runtime.fileio import atomic_write_text
 
 X = EvalConfig()
 
@@ -103,10 +102,7 @@ def eval_command(
             min_diversity=min_diversity, guard=not no_guard, out=out, data_dir=data_dir)
         report = evaluate(cfg, lambda text: console.print(escape(text), highlight=False))
         _render(report)
-        if json_path is not None:
-            atomic_write_text(json_path, report.to_json() + "\n")
-        console.print(f"report: {out / 'report.md'}" + (f", {json_path}" if json_path else ""),
-                      highlight=False)
+        saved(report, out, json_path)
         if not report.passed:
             raise CheckFailed("; ".join(report.failures))
         if any(v is not None for v in report.gates.values()):

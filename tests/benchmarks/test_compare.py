@@ -59,8 +59,9 @@ def test_two_families_and_a_collapsed_one(tiny_bundle: Path, cmlp_bundle: Path, 
     zin = info["model"]["z_dim"] + info["model"]["embed_dim"]
     assert mlp.mflop_per_image * 1e6 == pytest.approx(
         2 * (zin * h + h * 2 * h + 2 * h * 4 * h + 4 * h * 784))
-    # a lookup has no dense ops, and its parameters are its table of 10 digits
-    assert lookup.mflop_per_image == 0 and lookup.params == 10 * 28 * 28
+    # a lookup has no dense ops; its parameters are its table of 10 digits and its one float
+    # constant (1000.0; the int64 constants are not parameters)
+    assert lookup.mflop_per_image == 0 and lookup.params == 10 * 28 * 28 + 1
 
     # training minutes from the manifest's provenance (recorded at export)
     run_info = read_info(info["run"])
@@ -104,6 +105,18 @@ def test_the_cli_prints_the_table(tiny_bundle: Path, cmlp_bundle: Path, idx_dir:
     assert "family table" in res.output and "│ cmlp" in res.output and "│ cdcgan" in res.output
     assert json.loads(js.read_text()) == json.loads((tmp_path / "c" / "report.json").read_text())
     assert "Traceback" not in res.output
+
+
+def test_family_names_show_a_samplers_settings(tiny_bundle: Path) -> None:
+    from edgegen.benchmarks.compare import family_name
+    from edgegen.runtime.bundle import Bundle, load_bundle
+
+    plain = load_bundle(tiny_bundle)
+    assert family_name(plain) == "cdcgan"
+    manifest = {**plain.manifest, "generator": {**plain.manifest["generator"],
+                                                "architecture": "cflow"},
+                "sampler": {"solver": "euler", "steps": 4, "guidance": 2.0}}
+    assert family_name(Bundle(tiny_bundle, manifest)) == "cflow (steps 4, guidance 2)"
 
 
 def _fails(args: list[str], match: str) -> None:
