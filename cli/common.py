@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -25,7 +26,9 @@ from rich.progress import (
 )
 
 from edgegen.runtime.errors import ConfigError, EdgegenError, OutputError
+from edgegen.runtime.fileio import save_report
 from edgegen.runtime.interrupts import Interrupted
+from edgegen.runtime.report import Report
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,6 +47,16 @@ def csv_option(text: str | None, option: str, kind: Callable[[str], Any] = str
     except ValueError:
         what = "integers such as 1,64" if kind is int else "numbers such as 0.5,0.7,1.0"
         raise ConfigError(f"{option} takes comma-separated {what}; got {text!r}") from None
+
+
+def saved(report: Report, out: Path | None, json_path: Path | None) -> None:
+    """Write ``report``'s JSON to ``json_path`` when asked, and say where the report files are
+    (``out`` holds ``report.md``)."""
+    if json_path is not None:
+        save_report(json_path, report.to_json() + "\n")
+    where = [str(p) for p in (out / "report.md" if out is not None else None, json_path) if p]
+    if where:
+        console.print(f"report: {', '.join(where)}", highlight=False)
 
 
 @contextmanager

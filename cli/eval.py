@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgegen.cli.common import console, csv_option, err_console, errors_to_exit
+from edgegen.cli.common import console, csv_option, err_console, errors_to_exit, saved
 from edgegen.quality.eval_report import (
     GUARD_COLUMNS,
     SAMPLER_COLUMNS,
@@ -22,7 +22,7 @@ from edgegen.quality.eval_report import (
 from edgegen.quality.evaluate import evaluate
 from edgegen.quality.results import EvalConfig, QualityReport
 from edgegen.runtime.errors import CheckFailed, ConfigError
-from edgegen.runtime.fileio import check_output_file, save_report
+from edgegen.runtime.fileio import check_output_file
 
 X = EvalConfig()
 
@@ -101,7 +101,9 @@ def eval_command(
                                   help="Gate: exit 1 when a variant's FID is above this."),
     min_diversity: float = typer.Option(None, "--min-diversity",
                                         help="Gate: exit 1 when a label's diversity ratio "
-                                             "(generated / real) is below this."),
+                                             "(generated / real mean pairwise distance, the "
+                                             "lower of evaluator features and pixels; ~0 = "
+                                             "mode collapse) is below this, e.g. 0.5."),
     sweep: list[str] = typer.Option(None, "--sweep",
                                     help="Iterative families (cflow): sampler settings to "
                                          "sweep, every combination; repeatable: --sweep "
@@ -126,10 +128,7 @@ def eval_command(
             min_diversity=min_diversity, guard=not no_guard, out=out, data_dir=data_dir)
         report = evaluate(cfg, lambda text: console.print(escape(text), highlight=False))
         _render(report)
-        if json_path is not None:
-            save_report(json_path, report.to_json() + "\n")
-        console.print(f"report: {out / 'report.md'}" + (f", {json_path}" if json_path else ""),
-                      highlight=False)
+        saved(report, out, json_path)
         if not report.passed:
             raise CheckFailed("; ".join(report.failures))
         if any(v is not None for v in report.gates.values()):

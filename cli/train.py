@@ -27,7 +27,15 @@ def train_command(
     seed: int = typer.Option(T.seed, "--seed", help="Same seed, machine and steps give "
                                                     "bitwise identical weights."),
     batch_size: int = typer.Option(T.batch_size, "--batch-size"),
-    lr: float = typer.Option(None, "--lr", help="Learning rate (default per arch)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default per arch; the "
+                                                "generator's for GANs)."),
+    lr_d: float = typer.Option(None, "--lr-d", help="GANs: the discriminator's learning rate "
+                                                    "(default per arch)."),
+    loss: str = typer.Option(None, "--loss", help="GANs: bce or hinge (default per arch)."),
+    kl_weight: float = typer.Option(None, "--kl-weight", help="cvae: beta, the weight of the "
+                                                              "KL term (default 1)."),
+    free_bits: float = typer.Option(None, "--free-bits", help="cvae: KL floor per latent "
+                                                              "dimension, in nats (default 0)."),
     device: str = typer.Option(T.device, "--device", help="cpu or cuda."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
                                   help="Folder of MNIST IDX files (else download, else the "
@@ -41,6 +49,7 @@ def train_command(
     """Train a class-conditional generator (checkpoints each epoch; resumable)."""
     cfg = TrainConfig(out=resume or out, arch=arch, epochs=epochs, max_steps=max_steps,
                       max_minutes=max_minutes, seed=seed, batch_size=batch_size, lr=lr,
+                      lr_d=lr_d, loss=loss, kl_weight=kl_weight, free_bits=free_bits,
                       device=device, data_dir=data_dir, evaluator=evaluator, threads=threads,
                       resume=resume is not None, force=force)
     with errors_to_exit(), progress_display("train") as on_progress:

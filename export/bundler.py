@@ -338,6 +338,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                 "checkpoint": {"path": _rel_or_abs(ckpt, Path(cfg.out)), "sha256": ckpt_sha,
                                "step": info.get("step"), "epoch": info.get("epoch")},
                 "training_seed": info["train"]["seed"], "training_data": info.get("data"),
+                "training": _training_record(info),
                 "fidelity_at_training": _fidelity_from_run(ckpt.parent),
                 "export_seed": str(cfg.seed),
                 "command": cfg.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -363,6 +364,16 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                         variants=variants, files=files, golden_sets=len(sets),
                         evaluator=evaluator_entry is not None,
                         manifest=Path(cfg.out) / MANIFEST, notes=notes, sampler=sampler)
+
+
+def _training_record(info: dict[str, Any]) -> dict[str, Any]:
+    """How long and how far the run trained (its wall time summed over resumes), for the family
+    table; None where the checkpoint does not say."""
+    train = info.get("train", {})
+    return {"elapsed_s": info.get("elapsed_s"), "steps": info.get("step"),
+            "epochs": info.get("epoch"), "images": info.get("images"),
+            "batch_size": train.get("batch_size"), "device": train.get("device"),
+            "threads": train.get("threads")}
 
 
 def _rel_or_abs(ckpt: Path, out: Path) -> str:

@@ -29,7 +29,12 @@ class ClassifierConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the networks; one dataclass for every family, unused fields are ignored."""
+    """Shape of the networks; one dataclass for every family, unused fields are ignored.
+
+    The defaults of the fields after ``width`` describe the networks as they were before those
+    options existed, so a checkpoint written then (its stored config lacks them) still builds
+    the network its weights fit. New runs take their family's choices from ``ARCH_MODEL``.
+    """
 
     arch: str = "cdcgan"
     z_dim: int = 100
@@ -41,6 +46,13 @@ class ModelConfig:
     # grids and fidelity during training, and by export unless --steps / --guidance say otherwise
     sampler_steps: int = 4
     guidance: float = 2.0
+    # cmlp's discriminator: how it sees the label and the batch
+    d_conditioning: str = "concat"  # "concat" (label embedding joins the input) | "projection"
+    spectral_norm: bool = False  # spectral normalisation of every discriminator layer
+    mbstd: bool = False  # label-grouped minibatch standard deviation feature (anti-collapse)
+    d_dropout: float = 0.3
+    # cvae: "standard" N(0, I) prior, or "learned" (a Gaussian per label, folded into the decoder)
+    prior: str = "standard"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,17 +66,27 @@ class ModelConfig:
         return cls(**kw)
 
 
+# What a new run of each family gets beyond the dataclass defaults.
+ARCH_MODEL: dict[str, dict[str, Any]] = {
+    # the MLP cGAN without mode collapse: a projection discriminator (Miyato & Koyama, 2018)
+    # with spectral norm and a per-label minibatch standard deviation, no dropout
+    "cmlp": {"d_conditioning": "projection", "spectral_norm": True, "mbstd": True,
+             "d_dropout": 0.0},
+    "cvae": {"z_dim": 16, "prior": "learned"},
+    # flow matching: a UNet of width 32; z is the initial noise image (set from image_shape)
+    "cflow": {"width": 32, "embed_dim": 128},
+}
+
+
 def model_config(arch: str, **overrides: Any) -> ModelConfig:
-    """The default shape for ``arch``; the conditional VAE uses a smaller latent, and cflow's
-    latent is the initial noise image (z_dim = C*H*W)."""
+    """The default shape of a new ``arch`` run (``ARCH_MODEL``), with ``overrides`` (None: keep);
+    cflow's latent is the initial noise image (z_dim = C*H*W)."""
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; expected one of "
                           f"{', '.join(ARCHITECTURES)}")
-    base = {"cvae": ModelConfig(arch="cvae", z_dim=16),
-            "cflow": ModelConfig(arch="cflow", z_dim=28 * 28, width=32, embed_dim=128),
-            }.get(arch, ModelConfig(arch=arch))
+    base = {**ModelConfig(arch=arch).to_dict(), **ARCH_MODEL.get(arch, {})}
     given = {k: v for k, v in overrides.items() if v is not None}
-    cfg = ModelConfig(**{**base.to_dict(), **given})
+    cfg = ModelConfig(**{**base, **given})
     if arch == "cflow" and "z_dim" not in given:
         cfg = replace(cfg, z_dim=math.prod(cfg.image_shape))
     return cfg

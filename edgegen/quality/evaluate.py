@@ -467,6 +467,9 @@ def validate(cfg: EvalConfig) -> None:
                           f"{cfg.min_fidelity}")
     if cfg.max_fid is not None and cfg.max_fid < 0:
         raise ConfigError(f"--max-fid must be >= 0, got {cfg.max_fid}")
+    if cfg.min_diversity is not None and cfg.min_diversity < 0:
+        raise ConfigError(f"--min-diversity is a ratio to the real digits' diversity (0.8 = 80% "
+                          f"as varied), >= 0; got {cfg.min_diversity}")
     for key, values in cfg.sweep:
         if key not in SWEEP_KEYS or not values:
             raise ConfigError(f"--sweep takes {' or '.join(f'{k}=V1,V2,...' for k in SWEEP_KEYS)}"

@@ -1,6 +1,6 @@
-"""Floating-point work per image, counted from the ONNX graph — the project's one FLOP counter
-(eval's MFLOP per image of a sampler setting, bench's achieved GFLOP/s; it lives in the quality
-layer so that both can import it).
+"""Floating-point work per image, and parameters, counted from the ONNX graph — the project's
+one FLOP counter (eval's MFLOP per image of a sampler setting, compare's table, bench's achieved
+GFLOP/s; it lives in the quality layer so that all of them can import it).
 
 Only the dense ops count (Gemm, MatMul, Conv, ConvTranspose): one multiply-add is 2 FLOPs, bias
 adds and activations are left out (they are a rounding error next to the products and are not
@@ -12,6 +12,12 @@ dynamic batch axis is pinned to a known size; the per-image figure divides by th
 * Conv ``W[Cout, Cin/g, k...]``: ``2 * prod(Y.shape) * prod(W.shape[1:])``
 * ConvTranspose ``W[Cin, Cout/g, k...]``: ``2 * prod(X.shape) * prod(W.shape[1:])`` — every
   input pixel is scattered through its Cout/g x k... taps.
+
+Any family's graph works: a multi-step sampler unrolled into one graph (its network called once
+per step, weights stored once) counts every call, because every call is its own node. Dense nodes
+inside subgraphs (If, Loop, Scan bodies) are counted once each, as they appear. Parameters
+(``count_params``) are the elements of the floating-point initializers (and Constant nodes): a
+weight shared by many nodes is stored, and counted, once.
 """
 
 from __future__ import annotations
@@ -81,9 +87,16 @@ def _shapes(model: Any, symbolic: bool = False) -> dict[str, list[int] | None]:
         inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
     else:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    g = inferred.graph
-    out: dict[str, list[int] | None] = {i.name: list(i.dims) for i in g.initializer}
-    for vi in [*g.input, *g.value_info, *g.output]:
+    graphs = _graphs(inferred.graph)
+    out: dict[str, list[int] | None] = {i.name: list(i.dims) for g in graphs
+                                        for i in g.initializer}
+    for node in _nodes(inferred.graph):  # weights stored as Constant nodes
+        for a in node.attribute:
+            if node.op_type == "Constant" and a.name == "value" and a.HasField("t"):
+                out[node.output[0]] = list(a.t.dims)
+    for vi in [x for g in graphs for x in (*g.input, *g.value_info, *g.output)]:
+        if out.get(vi.name) is not None:  # an initializer or Constant: its own dims are exact
+            continue
         t = vi.type.tensor_type
         if not t.HasField("shape"):
             out.setdefault(vi.name, None)
@@ -128,6 +141,35 @@ def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
     return 0
 
 
+def _graphs(graph: Any) -> list[Any]:
+    """``graph`` and every subgraph held in its nodes' attributes (If/Loop/Scan), depth first."""
+    out = [graph]
+    for node in graph.node:
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                out.extend(_graphs(sub))
+    return out
+
+
+def _nodes(graph: Any) -> list[Any]:
+    return [n for g in _graphs(graph) for n in g.node]
+
+
+def count_params(model: str | Path | Any) -> int:
+    """Elements of the floating-point initializers and Constant tensors of an ONNX model."""
+    import onnx
+    from onnx import TensorProto
+
+    proto = onnx.load(str(model), load_external_data=False) \
+        if isinstance(model, (str, Path)) else model
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+    tensors = list(proto.graph.initializer)
+    for node in _nodes(proto.graph):
+        if node.op_type == "Constant":
+            tensors += [a.t for a in node.attribute if a.name == "value" and a.HasField("t")]
+    return sum(math.prod(t.dims) for t in tensors if t.data_type in floats)
+
+
 def count_flops(model: str | Path | bytes | Any, batch: int = 1) -> FlopCount:
     """Dense FLOPs of an ONNX model (path, serialized bytes or ModelProto) at ``batch``; see the
     module doc."""
@@ -139,14 +181,14 @@ def count_flops(model: str | Path | bytes | Any, batch: int = 1) -> FlopCount:
         proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
     pinned = _pin_batch(proto, batch)
     shapes = _shapes(pinned)
-    dense = [n for n in pinned.graph.node if n.op_type in DENSE_OPS]
+    dense = [n for n in _nodes(pinned.graph) if n.op_type in DENSE_OPS]
     if any(node_flops(n, shapes) is None for n in dense):
         # on failure keep onnx's shapes: the nodes still unknown are reported in ``unknown``
         with contextlib.suppress(Exception):
             shapes = {**shapes, **{k: v for k, v in _shapes(pinned, symbolic=True).items()
                                    if v is not None}}
     count = FlopCount(batch=batch, total=0)
-    for node in pinned.graph.node:
+    for node in _nodes(pinned.graph):
         if node.op_type not in DENSE_OPS:
             continue
         f = node_flops(node, shapes)

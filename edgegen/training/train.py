@@ -39,14 +39,19 @@ from edgegen.training.checkpoint import (
 from edgegen.training.torch_utils import sample_images, seed_for, setup_torch
 
 DEFAULT_ARCH = "cdcgan"
-# Sound defaults per architecture: Adam 2e-4, betas (0.5, 0.999) for the GANs (Radford et al.).
+# Sound defaults per architecture: Adam 2e-4, betas (0.5, 0.999) for the BCE GANs (Radford et
+# al.). cmlp: hinge loss with two time-scales (the discriminator learns 4x faster, Heusel et al.
+# 2017) and betas (0, 0.9), as spectrally normalised GANs train (Miyato et al. 2018).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cdcgan": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs": 30},
-    "cmlp": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs": 60},
-    "cvae": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epochs": 30},
+    "cdcgan": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "epochs": 30, "loss": "bce"},
+    "cmlp": {"lr": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9, "epochs": 200,
+             "loss": "hinge"},
+    "cvae": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epochs": 30, "kl_weight": 1.0,
+             "free_bits": 0.0},
     # flow matching: plain Adam 1e-3 (betas 0.9, 0.999), gradients clipped at norm 1, EMA
     "cflow": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "epochs": 40},
 }
+GAN_LOSSES = ("bce", "hinge")
 REAL_TARGET = 0.9  # one-sided label smoothing for the discriminator's real targets
 TIME_SAMPLING = ("uniform", "logit-normal")
 SAMPLE_SEED = 7  # the fixed latent of the per-epoch sample grids
@@ -63,7 +68,11 @@ class TrainConfig:
     max_steps: int | None = None  # ... another budget is given)
     max_minutes: float | None = None  # total training time, summed over resumes
     batch_size: int = 64
-    lr: float | None = None  # None: the architecture's default
+    lr: float | None = None  # None: the architecture's default (the generator's, for GANs)
+    lr_d: float | None = None  # GANs: the discriminator's learning rate (None: default / lr)
+    loss: str | None = None  # GANs: "bce" (non-saturating) or "hinge"; None: the arch's
+    kl_weight: float | None = None  # cvae: beta, the weight of the KL term (None: the arch's)
+    free_bits: float | None = None  # cvae: KL floor per latent dimension, nats (0: none)
     beta1: float | None = None
     beta2: float | None = None
     seed: int = 0
@@ -105,7 +114,14 @@ class TrainResult(Report):
 def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     """Validate ``cfg``; for a resume, merge it with the stored config. Returns (cfg, info)."""
     require_positive(cfg, "epochs", "max_steps", "max_minutes", "batch_size", "fidelity_samples",
-                     "lr")
+                     "lr", "lr_d")
+    if cfg.loss is not None and cfg.loss not in GAN_LOSSES:
+        raise ConfigError(f"unknown GAN loss {cfg.loss!r}; expected one of "
+                          f"{', '.join(GAN_LOSSES)}")
+    for name in ("kl_weight", "free_bits"):
+        if (getattr(cfg, name) or 0) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got "
+                              f"{getattr(cfg, name)}")
     if cfg.arch is not None and cfg.arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {cfg.arch!r}; expected one of "
                           f"{', '.join(ARCHITECTURES)}")
@@ -120,7 +136,11 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
         epochs = cfg.epochs
         if epochs is None and cfg.max_steps is None and cfg.max_minutes is None:
             epochs = d["epochs"]
-        return replace(cfg, arch=arch, epochs=epochs, lr=cfg.lr or d["lr"],
+        lr = cfg.lr or d["lr"]
+        return replace(cfg, arch=arch, epochs=epochs, lr=lr,
+                       lr_d=cfg.lr_d or d.get("lr_d", lr), loss=cfg.loss or d.get("loss"),
+                       kl_weight=_given(cfg.kl_weight, d.get("kl_weight")),
+                       free_bits=_given(cfg.free_bits, d.get("free_bits")),
                        beta1=d["beta1"] if cfg.beta1 is None else cfg.beta1,
                        beta2=d["beta2"] if cfg.beta2 is None else cfg.beta2), None
 
@@ -134,6 +154,11 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
                           f"drop --arch or pass --arch {stored['arch']} to resume it")
     # Everything that shapes the run comes from the checkpoint; only budgets, device, evaluator,
     # threads and logging may change on resume.
+    if stored["arch"] == "cmlp" and "d_conditioning" not in info["model"]:
+        raise CheckpointError(f"{cfg.out} is a cmlp run from before its discriminator changed "
+                              "(projection, spectral norm, minibatch std); its generator still "
+                              "exports and evaluates, but its training cannot be resumed: start "
+                              "a new run with `edgegen train --arch cmlp`")
     budgets = {k: getattr(cfg, k) for k in ("epochs", "max_steps", "max_minutes")}
     if all(v is None for v in budgets.values()):
         budgets = {k: stored[k] for k in budgets}
@@ -143,7 +168,17 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
         "evaluator": cfg.evaluator, "threads": cfg.threads, "log_every": cfg.log_every,
         "data_dir": Path(stored["data_dir"]) if stored.get("data_dir") else None,
     })
+    # runs from before these were options: one learning rate, the BCE loss, the plain ELBO
+    vae, gan = stored["arch"] == "cvae", stored["arch"] in ("cdcgan", "cmlp")
+    merged = replace(merged, lr_d=merged.lr_d or merged.lr,
+                     loss=merged.loss or ("bce" if gan else None),
+                     kl_weight=_given(merged.kl_weight, 1.0 if vae else None),
+                     free_bits=_given(merged.free_bits, 0.0 if vae else None))
     return merged, info
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 # --------------------------------------------------------------------------- the stage
@@ -177,7 +212,8 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
             model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width))
     torch.manual_seed(cfg.seed)  # initial weights
     nets = {k: v.to(device) for k, v in build_models(mcfg).items()}
-    opts = {k: torch.optim.Adam(v.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opts = {k: torch.optim.Adam(v.parameters(), lr=cfg.lr_d if k == "discriminator" else cfg.lr,
+                                betas=(cfg.beta1, cfg.beta2))
             for k, v in nets.items()}
     # The GANs keep an exponential moving average of the generator's weights; it draws the
     # sample grids, is measured, and is what gets exported (BatchNorm statistics are copied).
@@ -332,7 +368,13 @@ def _update_ema(ema: Any, live: Any, decay: float, step: int) -> None:
 
 def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
               cfg: TrainConfig) -> dict[str, float]:
-    """One discriminator step on real + detached fakes, then one generator step."""
+    """One discriminator step on real + detached fakes, then one generator step.
+
+    ``bce``: non-saturating loss, one-sided label smoothing (real target 0.9). ``hinge``: the
+    discriminator pushes real scores above +1 and fake ones below -1, the generator raises its
+    fakes' scores. A discriminator with the label-grouped minibatch std sees fakes drawn for the
+    batch's real labels, so both batches group the same way.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -341,13 +383,18 @@ def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     D.train()
     b = x.shape[0]
     z = torch.randn(b, mcfg.z_dim, generator=gen, device=x.device)
-    y_fake = torch.randint(0, mcfg.n_classes, (b,), generator=gen, device=x.device)
+    y_fake = y if mcfg.mbstd else \
+        torch.randint(0, mcfg.n_classes, (b,), generator=gen, device=x.device)
     fake = G(z, y_fake)  # [B, 1, 28, 28]
 
     adv_real, cls_real = D(x, y)
     adv_fake, _ = D(fake.detach(), y_fake)
-    loss_d = (F.binary_cross_entropy_with_logits(adv_real, torch.full_like(adv_real, REAL_TARGET))
-              + F.binary_cross_entropy_with_logits(adv_fake, torch.zeros_like(adv_fake)))
+    if cfg.loss == "hinge":
+        loss_d = F.relu(1 - adv_real).mean() + F.relu(1 + adv_fake).mean()
+    else:
+        loss_d = (F.binary_cross_entropy_with_logits(adv_real,
+                                                     torch.full_like(adv_real, REAL_TARGET))
+                  + F.binary_cross_entropy_with_logits(adv_fake, torch.zeros_like(adv_fake)))
     if cls_real is not None and cfg.aux_weight:
         loss_d = loss_d + cfg.aux_weight * F.cross_entropy(cls_real, y)
     opts["discriminator"].zero_grad(set_to_none=True)
@@ -355,7 +402,10 @@ def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     opts["discriminator"].step()
 
     adv_fake, cls_fake = D(fake, y_fake)
-    loss_g = F.binary_cross_entropy_with_logits(adv_fake, torch.ones_like(adv_fake))
+    if cfg.loss == "hinge":
+        loss_g = -adv_fake.mean()
+    else:
+        loss_g = F.binary_cross_entropy_with_logits(adv_fake, torch.ones_like(adv_fake))
     if cls_fake is not None and cfg.aux_weight:
         loss_g = loss_g + cfg.aux_weight * F.cross_entropy(cls_fake, y_fake)
     opts["generator"].zero_grad(set_to_none=True)
@@ -366,7 +416,12 @@ def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
 
 def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
               cfg: TrainConfig) -> dict[str, float]:
-    """ELBO step: Bernoulli reconstruction (sigmoid(2a) = (tanh(a) + 1) / 2) + KL."""
+    """ELBO step: Bernoulli reconstruction (sigmoid(2a) = (tanh(a) + 1) / 2) + beta * KL.
+
+    KL is against the decoder's prior p(z | y) (N(0, I), or the label's learned Gaussian), per
+    latent dimension in closed form; with free bits each dimension's batch-mean KL counts at
+    least ``free_bits`` nats, so no dimension is pushed to carry nothing.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -375,12 +430,16 @@ def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     dec.train()
     mu, logvar = enc(x, y)  # [B, z_dim] each
     eps = torch.randn(mu.shape, generator=gen, device=x.device)
-    z = mu + eps * torch.exp(0.5 * logvar)
-    a = dec.logits(z, y)  # [B, 1, 28, 28]
+    code = mu + eps * torch.exp(0.5 * logvar)
+    a = dec.decode_logits(code, y)  # [B, 1, 28, 28]
     b = x.shape[0]
     recon = F.binary_cross_entropy_with_logits(2 * a, (x + 1) / 2, reduction="sum") / b
-    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / b
-    loss = recon + kl
+    p_mu, p_logvar = dec.prior(y)  # [B, z_dim] each
+    kl_dims = 0.5 * (p_logvar - logvar + (logvar.exp() + (mu - p_mu).pow(2)) / p_logvar.exp()
+                     - 1).mean(0)  # [z_dim]
+    kl = kl_dims.sum()
+    kl_term = kl_dims.clamp(min=cfg.free_bits).sum() if cfg.free_bits else kl
+    loss = recon + cfg.kl_weight * kl_term
     for opt in opts.values():
         opt.zero_grad(set_to_none=True)
     loss.backward()

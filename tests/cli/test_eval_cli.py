@@ -96,3 +96,30 @@ def test_eval_imports_neither_torch_nor_onnxruntime_up_front() -> None:
             "print(sorted(m for m in ('torch', 'onnxruntime', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_min_diversity_fails_a_collapsed_generator_and_passes_a_diverse_one(
+        tiny_bundle: Path, idx_dir: Path, tmp_path: Path) -> None:
+    """Both draw real digits of the asked label (fidelity passes); one draws a single digit per
+    label for every seed (mode collapse), the other 60 different ones."""
+    args = [*SMALL, "--data-dir", str(idx_dir), "--precision", "fp32", "--no-torch",
+            "--no-guard", "--truncation", "", "--min-fidelity", "0.5", "--min-diversity", "0.5"]
+    collapsed = lookup_bundle(tiny_bundle, tmp_path / "collapsed", idx_dir, per_label=1)
+    res = runner.invoke(app, ["eval", str(collapsed), *args, "--out", str(tmp_path / "c")])
+    assert res.exit_code == 1, res.output
+    flat = " ".join(res.output.split())
+    assert "COLLAPSED" in flat  # in the terminal table (which folds the cell)...
+    assert "COLLAPSED 0,1,2,3,4,5,6,7,8,9" in (tmp_path / "c" / "report.md").read_text()
+    assert "diversity ratio 0.00 < --min-diversity 0.5" in flat and "Traceback" not in flat
+    assert "fidelity" not in flat.split("error:")[1]  # the fidelity gate passed
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert report["gates"]["min_diversity"] == 0.5 and report["passed"] is False
+    diverse = lookup_bundle(tiny_bundle, tmp_path / "diverse", idx_dir, per_label=60)
+    res = runner.invoke(app, ["eval", str(diverse), *args, "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    assert "gates passed" in res.output and "COLLAPSED" not in res.output
+
+
+def test_min_diversity_must_be_a_ratio(tiny_bundle: Path, idx_dir: Path, tmp_path: Path) -> None:
+    _fails([str(tiny_bundle), "--min-diversity", "-0.1", "--data-dir", str(idx_dir), "--out",
+            str(tmp_path / "r")], "--min-diversity is a ratio")

@@ -79,3 +79,53 @@ def test_generator_bundle(tiny_bundle: Path) -> None:
     assert shapes["deconv.0.weight"] == [c2, c, 4, 4]
     expect = 2 * out_f * in_f + 2 * (c2 * 49) * (c * 16) + 2 * (c * 196) * (1 * 16)
     assert count_flops(tiny_bundle / "model.onnx").per_image == expect
+
+
+def _sampler(steps: int) -> onnx.ModelProto:
+    """A diffusion-style sampler unrolled into one graph: ``x <- x + h * net(x)`` ``steps``
+    times, where ``net`` is Conv(1->4, 3x3, pad 1) -> ReLU -> Conv(4->1, 3x3, pad 1) whose two
+    weights are stored once and used by every step; the second weight is a Constant node."""
+    rng = np.random.default_rng(1)
+    w1 = numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(np.zeros(4, np.float32), "b1")
+    h = numpy_helper.from_array(np.array(1.0 / steps, np.float32), "h")
+    w2 = rng.standard_normal((1, 4, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Constant", [], ["w2"], value=numpy_helper.from_array(w2, "w2"))]
+    x = "x"
+    for s in range(steps):
+        nodes += [
+            helper.make_node("Conv", [x, "w1", "b1"], [f"c{s}"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", [f"c{s}"], [f"r{s}"]),
+            helper.make_node("Conv", [f"r{s}", "w2"], [f"v{s}"], pads=[1, 1, 1, 1]),
+            helper.make_node("Mul", [f"v{s}", "h"], [f"d{s}"]),
+            helper.make_node("Add", [x, f"d{s}"], [f"x{s}"]),
+        ]
+        x = f"x{s}"
+    nodes.append(helper.make_node("Identity", [x], ["image"]))
+    graph = helper.make_graph(
+        nodes, "sampler", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                         ["batch", 1, 28, 28])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        [w1, b1, h])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_unrolled_sampler_counts_every_step_and_its_weights_once() -> None:
+    from edgegen.quality.flops import count_params
+
+    per_call = 2 * (4 * 28 * 28) * (1 * 9) + 2 * (1 * 28 * 28) * (4 * 9)
+    for steps in (1, 4):
+        model = _sampler(steps)
+        onnx.checker.check_model(model)
+        c = count_flops(model, batch=2)
+        assert c.unknown == [] and c.by_op == {"Conv": 2 * steps * per_call}
+        assert c.per_image == steps * per_call
+        # w1 (36) + b1 (4) + h (1) + the Constant w2 (36): stored once, whatever the steps
+        assert count_params(model) == 36 + 4 + 1 + 36
+
+
+def test_params_of_the_hand_built_graph_skip_integer_constants() -> None:
+    from edgegen.quality.flops import count_params
+
+    # gw, gb, cw, tw, mw; the int64 Reshape shape is not a parameter
+    assert count_params(_graph()) == 48 * 10 + 48 + 6 * 27 + 6 * 2 * 16 + 8 * 5

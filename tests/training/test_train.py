@@ -24,10 +24,12 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_same_seed_gives_bitwise_identical_weights(tmp_path: Path, idx_dir: Path) -> None:
-    train(_cfg(tmp_path / "a", idx_dir, max_steps=4, seed=3))
-    train(_cfg(tmp_path / "b", idx_dir, max_steps=4, seed=3))
-    train(_cfg(tmp_path / "c", idx_dir, max_steps=4, seed=4))
+@pytest.mark.parametrize("arch", ["cdcgan", "cmlp", "cvae"])
+def test_same_seed_gives_bitwise_identical_weights(tmp_path: Path, idx_dir: Path,
+                                                   arch: str) -> None:
+    train(_cfg(tmp_path / "a", idx_dir, arch=arch, max_steps=4, seed=3))
+    train(_cfg(tmp_path / "b", idx_dir, arch=arch, max_steps=4, seed=3))
+    train(_cfg(tmp_path / "c", idx_dir, arch=arch, max_steps=4, seed=4))
     assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
     assert not _same(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
 
@@ -45,6 +47,70 @@ def test_resume_mid_epoch_and_across_epochs_is_exact(tmp_path: Path, idx_dir: Pa
     steps = [json.loads(x)["step"] for x in
              (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
+
+
+def test_new_runs_record_their_family_recipe(tmp_path: Path, idx_dir: Path) -> None:
+    train(_cfg(tmp_path / "m", idx_dir, arch="cmlp", max_steps=2))
+    info = read_info(tmp_path / "m")
+    assert {k: info["model"][k] for k in ("d_conditioning", "spectral_norm", "mbstd")} == \
+        {"d_conditioning": "projection", "spectral_norm": True, "mbstd": True}
+    assert (info["train"]["loss"], info["train"]["lr"], info["train"]["lr_d"]) == \
+        ("hinge", 1e-4, 4e-4)
+    # two time-scales: the optimizers were built with, and stored, their own rates
+    assert info["optim_groups"]["discriminator"][0]["lr"] == 4e-4
+    assert info["optim_groups"]["generator"][0]["lr"] == 1e-4
+    train(_cfg(tmp_path / "v", idx_dir, arch="cvae", max_steps=2, kl_weight=0.5))
+    info = read_info(tmp_path / "v")
+    assert info["model"]["prior"] == "learned"
+    assert (info["train"]["kl_weight"], info["train"]["free_bits"]) == (0.5, 0.0)
+    assert "generator.prior_mu.weight" in _weights(tmp_path / "v")
+
+
+def _as_written_before_the_options(run: Path, model_keys: tuple[str, ...]) -> None:
+    """Rewrite ``run``'s checkpoint as an edgegen from before this change wrote it: its stored
+    model and training configs lack the options that did not exist then."""
+    from edgegen.training.checkpoint import save_checkpoint
+
+    info, tensors = load_checkpoint(run)
+    for k in model_keys:
+        info["model"].pop(k)
+    for k in ("loss", "lr_d", "kl_weight", "free_bits"):
+        info["train"].pop(k)
+    save_checkpoint(run, tensors, {k: v for k, v in info.items() if k != "format"})
+
+
+MODEL_OPTIONS = ("d_conditioning", "spectral_norm", "mbstd", "d_dropout", "prior")
+
+
+def test_a_cdcgan_run_from_before_resumes_exactly(tmp_path: Path, idx_dir: Path) -> None:
+    train(_cfg(tmp_path / "straight", idx_dir, max_steps=30))
+    train(_cfg(tmp_path / "old", idx_dir, max_steps=10))
+    _as_written_before_the_options(tmp_path / "old", MODEL_OPTIONS)
+    train(TrainConfig(out=tmp_path / "old", resume=True, max_steps=30))
+    assert _same(_weights(tmp_path / "straight"), _weights(tmp_path / "old"))
+    assert read_info(tmp_path / "old")["train"]["loss"] == "bce"
+
+
+def test_cmlp_and_cvae_runs_from_before_still_load(tmp_path: Path, idx_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgegen.training.checkpoint import load_generator
+
+    # the networks as they were: no family options beyond the dataclass defaults
+    monkeypatch.setattr("edgegen.models.config.ARCH_MODEL", {"cvae": {"z_dim": 16}})
+    for arch in ("cmlp", "cvae"):
+        train(_cfg(tmp_path / arch, idx_dir, arch=arch, max_steps=3))
+        _as_written_before_the_options(tmp_path / arch, MODEL_OPTIONS)
+        gen, info = load_generator(tmp_path / arch)  # export, verify and eval still work
+        assert gen(torch.zeros(2, info["model"]["z_dim"]), torch.tensor([1, 2])).shape == \
+            (2, 1, 28, 28)
+    # the VAE resumes with the plain ELBO it was trained with
+    res = train(TrainConfig(out=tmp_path / "cvae", resume=True, max_steps=5))
+    info = read_info(tmp_path / "cvae")
+    assert res.step == 5 and (info["train"]["kl_weight"], info["train"]["free_bits"]) == (1.0, 0)
+    assert info["model"].get("prior", "standard") == "standard"
+    # the old MLP GAN's discriminator is gone: resuming it is a clear error, not a crash
+    with pytest.raises(CheckpointError, match="from before its discriminator changed"):
+        train(TrainConfig(out=tmp_path / "cmlp", resume=True, max_steps=5))
 
 
 def test_run_folder_describes_itself(tmp_path: Path, idx_dir: Path) -> None:
@@ -91,6 +157,9 @@ def test_a_crash_while_saving_leaves_the_good_checkpoint(tmp_path: Path, idx_dir
     ({"max_steps": -3}, "--max-steps must be positive"),
     ({"max_minutes": 0.0}, "--max-minutes must be positive"),
     ({"device": "tpu"}, "--device must be cpu or cuda"),
+    ({"arch": "cmlp", "loss": "wgan"}, "unknown GAN loss 'wgan'"),
+    ({"arch": "cmlp", "lr_d": 0.0}, "--lr-d must be positive"),
+    ({"arch": "cvae", "kl_weight": -1.0}, "--kl-weight must be >= 0"),
 ])
 def test_bad_configs(tmp_path: Path, idx_dir: Path, kw: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
