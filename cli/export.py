@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -25,12 +26,17 @@ def export_command(
     evaluator: Path = typer.Option(None, "--evaluator",
                                    help="Evaluator run to include (default: "
                                         "<run>/../evaluator if present)."),
+    optimize: bool = typer.Option(X.optimize.enabled, "--optimize/--no-optimize",
+                                  help="Apply exact graph rewrites (ConvTranspose -> phase "
+                                       "convolutions, ...), each checked against the "
+                                       "unrewritten graph and the goldens."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
 ) -> None:
     """Export a trained generator to a self-contained ONNX bundle with golden outputs."""
     cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
                        precisions=tuple(precision.split(",")), golden_sets=golden_sets,
-                       seed=seed, evaluator=evaluator, force=force)
+                       seed=seed, evaluator=evaluator, force=force,
+                       optimize=replace(X.optimize, enabled=optimize))
     with errors_to_exit():
         result = export_bundle(cfg, lambda text: console.print(text, highlight=False))
     table = Table(title=f"{result.out} (opset {result.opset}, {result.exporter} exporter)")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgegen import __version__
+from edgegen.export.optimize import OptimizeConfig
 from edgegen.runtime.bundle import MANIFEST, PRECISIONS, SCHEMA, VARIANT_FILES, list_files
 from edgegen.runtime.errors import ConfigError, ExportError, require_positive
 from edgegen.runtime.fileio import atomic_dir, atomic_write_json, sha256_file
@@ -44,6 +45,8 @@ class ExportConfig:
     evaluator: Path | None = None  # None: <checkpoint>/../evaluator when it exists
     calibration_samples: int = 500
     deviation_samples: int = 1000
+    # Exact graph rewrites (export.rewrite, checked by export.optimize); --no-optimize: off
+    optimize: OptimizeConfig = OptimizeConfig()
     force: bool = False
     command: str | None = None  # the command line, for provenance
 
@@ -58,6 +61,7 @@ class ExportResult(Report):
     golden_sets: int
     evaluator: bool
     manifest: Path
+    optimization: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,6 +77,7 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
     if "fp32" not in precisions:  # every other variant is made from, and measured against, fp32
         precisions = ("fp32", *precisions)
     require_positive(cfg, "golden_sets", "calibration_samples", "deviation_samples")
+    cfg.optimize.validate()
     if Path(cfg.out).exists() and not cfg.force:
         raise ConfigError(f"{cfg.out} already exists; pass --force to replace it (the old "
                           "bundle stays until the new one is complete)")
@@ -141,6 +146,14 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         golden_entries = write_golden(root, sets, ["z", "label"], "image")
         emit(f"wrote {len(sets)} golden test sets")
 
+        # 2b. exact graph rewrites, each checked against the graph before it and the goldens
+        optimization = _optimize(model_path, sets, cfg, z_dim, n_classes)
+        if optimization["applied"]:
+            set_metadata(model_path, {**meta, "graph_rewrites": ",".join(
+                r["name"] for r in optimization["applied"])}, _doc(model_path))
+            check_model(model_path)
+        emit(_optimization_line(optimization))
+
         # 3. the evaluator, for verify, eval and runtime guards
         evaluator_entry = None
         ev_session = None
@@ -206,6 +219,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                              "shape": ["batch", 1, 28, 28], "range": list(OUTPUT_RANGE)}],
                 "batchnorm": "folded into the preceding layers (eval-mode statistics)",
                 "exporter": how["exporter"],
+                "optimization": optimization,
                 "weights": ("exponential moving average of the generator"
                             if info["exported_weights"] == "generator_ema"
                             else "the generator's trained weights"),
@@ -256,7 +270,45 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     return ExportResult(out=Path(cfg.out), opset=cfg.opset, exporter=how["exporter"],
                         variants=variants, files=files, golden_sets=len(sets),
                         evaluator=evaluator_entry is not None,
-                        manifest=Path(cfg.out) / MANIFEST, notes=notes)
+                        manifest=Path(cfg.out) / MANIFEST, optimization=optimization,
+                        notes=notes)
+
+
+def _optimize(model_path: Path, sets: list[Any], cfg: ExportConfig, z_dim: int,
+              n_classes: int) -> dict[str, Any]:
+    """Rewrite ``model_path`` in place (export.optimize). Check cases: every golden set (with
+    PyTorch's output) and fresh portable latents at batch 1 and 64 (seed + 3)."""
+    from edgegen.export.optimize import Case, optimize_model
+    from edgegen.runtime.latent import latent
+
+    cases = [Case(f"golden {i}", {"z": g.z, "label": g.label}, g.image)
+             for i, g in enumerate(sets)]
+    start = 0
+    for b in (1, 64):
+        cases.append(Case(f"fresh@{b}", {"z": latent(cfg.seed + 3, b, z_dim, start=start),
+                                         "label": (np.arange(start, start + b) % n_classes)
+                                         .astype(np.int64)}))
+        start += b
+    return optimize_model(model_path, model_path, cases, cfg.optimize)
+
+
+def _doc(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).doc_string
+
+
+def _optimization_line(opt: dict[str, Any]) -> str:
+    if not opt.get("enabled"):
+        return "graph rewrites: off (--no-optimize)"
+    if not opt["applied"]:
+        return "graph rewrites: none applied" + (f" ({opt['reverted']})" if opt.get("reverted")
+                                                 else "")
+    names = ", ".join(f"{r['name']} ×{len(r['sites'])}" for r in opt["applied"])
+    speed = "; ".join(f"batch {b}: {e['speedup']:.2f}× faster here"
+                      for b, e in opt.get("effect", {}).get("per_batch", {}).items())
+    return (f"graph rewrites: {names}; max |Δ| vs the unrewritten graph "
+            f"{opt['vs_unrewritten']['max_abs']:.1e}" + (f"; {speed}" if speed else ""))
 
 
 def _rel_or_abs(ckpt: Path, out: Path) -> str:
@@ -337,6 +389,7 @@ latent vector; it draws that digit.
 |---|---|---|---|---|
 {rows}
 
+Graph rewrites: {_rewrites_line(g.get('optimization') or {})}.
 Evaluator: {_evaluator_line(ev)}.
 Golden data: `golden/test_data_set_N/` (ONNX model-zoo layout) and Polygraphy JSON in `golden/`.
 
@@ -354,6 +407,16 @@ images = g.generate(labels=[3, 1, 4], seed=42)   # uint8 [3, 28, 28]
 ```
 Every file's sha256 is in `manifest.json`; readers refuse a bundle whose files do not match.
 """
+
+
+def _rewrites_line(opt: dict[str, Any]) -> str:
+    if not opt.get("enabled"):
+        return "none (exported with --no-optimize)"
+    if not opt.get("applied"):
+        return "none applied"
+    return ", ".join(f"`{r['name']}` ({len(r['sites'])} site(s))" for r in opt["applied"]) + \
+        f" — exact within atol {opt['tolerance']['atol']:g}, rtol {opt['tolerance']['rtol']:g}" \
+        " of the unrewritten graph (manifest: `generator.optimization`)"
 
 
 def _evaluator_line(ev: dict[str, Any] | None) -> str:
