@@ -10,6 +10,11 @@ dynamic batch axis is pinned to a known size; the per-image figure divides by th
 * Conv ``W[Cout, Cin/g, k...]``: ``2 * prod(Y.shape) * prod(W.shape[1:])``
 * ConvTranspose ``W[Cin, Cout/g, k...]``: ``2 * prod(X.shape) * prod(W.shape[1:])`` — every
   input pixel is scattered through its Cout/g x k... taps.
+
+Useful work only: when a Conv or ConvTranspose kernel is a constant, its taps that are exactly
+zero are not counted (``prod(W.shape)`` becomes the number of nonzero weights). A rewrite that
+pads a kernel with zeros (``export.rewrite``'s DepthToSpace fold) therefore counts the same
+FLOPs as the graph it came from, and the efficiency column does not reward multiplying by zero.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 DENSE_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
 
@@ -89,8 +96,11 @@ def _attr(node: Any, name: str, default: int) -> int:
     return default
 
 
-def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
-    """FLOPs of one dense node, or None when a needed shape is unknown."""
+def node_flops(node: Any, shapes: dict[str, list[int] | None],
+               nonzero: dict[str, int] | None = None) -> int | None:
+    """FLOPs of one dense node, or None when a needed shape is unknown. ``nonzero``: the number
+    of nonzero elements of constant kernels, by name (see the module docstring)."""
+    nonzero = nonzero or {}
     def shape(i: int) -> list[int] | None:
         return shapes.get(node.input[i]) if len(node.input) > i else None
 
@@ -109,11 +119,13 @@ def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
     if node.op_type == "Conv":
         if b is None or y is None:
             return None
-        return 2 * math.prod(y) * math.prod(b[1:])
+        taps = nonzero.get(node.input[1], math.prod(b))
+        return 2 * math.prod(y) // b[0] * taps  # each output pixel: nonzero taps / Cout
     if node.op_type == "ConvTranspose":
         if a is None or b is None:
             return None
-        return 2 * math.prod(a) * math.prod(b[1:])
+        taps = nonzero.get(node.input[1], math.prod(b))
+        return 2 * math.prod(a) // b[0] * taps  # each input pixel: nonzero taps / Cin
     return 0
 
 
@@ -122,13 +134,17 @@ def count_flops(model: str | Path | Any, batch: int = 1) -> FlopCount:
     import onnx
 
     proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
+    from onnx import numpy_helper
+
     pinned = _pin_batch(proto, batch)
     shapes = _shapes(pinned)
+    nonzero = {t.name: int(np.count_nonzero(numpy_helper.to_array(t)))
+               for t in pinned.graph.initializer if len(t.dims) >= 3}
     count = FlopCount(batch=batch, total=0)
     for node in pinned.graph.node:
         if node.op_type not in DENSE_OPS:
             continue
-        f = node_flops(node, shapes)
+        f = node_flops(node, shapes, nonzero)
         if f is None:
             count.unknown.append(node.name or node.op_type)
             continue

@@ -7,6 +7,8 @@ never shared between batch sizes and memory does not pile up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edgegen.benchmarks.harness import measure_interleaved
@@ -24,7 +26,11 @@ from edgegen.benchmarks.stats import summarize
 
 def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[str],
                 threads: int, fidelity: dict[str, tuple[float, str]], report: BenchReport,
-                emit: Progress) -> None:
+                emit: Progress, between_rounds: Callable[[str], None] | None = None,
+                plain: Callable[[], Path] | None = None) -> None:
+    """Time every batch group; ``between_rounds(label)`` runs between the interleaved rounds
+    of a group (the noise probe and the yardstick); ``plain`` gives the unrewritten export for
+    the ``*-plain`` peers."""
     torch_threads = _set_torch_threads(threads) if any(p.startswith("torch") for p in peers) \
         else None
     plan = cfg.plan()
@@ -32,7 +38,8 @@ def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[
         for batch in cfg.batches:
             inputs = Inputs.make(cfg.seed, batch, bundle.z_dim, bundle.n_classes)
             contenders: list[Contender] = []
-            for key, kind, build in builders(cfg, bundle, variants, peers, threads, inputs):
+            for key, kind, build in builders(cfg, bundle, variants, peers, threads, inputs,
+                                             plain=plain):
                 if kind in report.unavailable:
                     continue
                 try:
@@ -47,7 +54,10 @@ def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[
                 continue
             emit({"kind": "note", "text": f"batch {batch}: timing {len(contenders)} contenders "
                                           f"in {plan.rounds} interleaved rounds"})
-            samples, warm = measure_interleaved({c.key: c.call for c in contenders}, plan)
+            hook = None if between_rounds is None else \
+                (lambda r, b=batch: between_rounds(f"batch {b} round {r + 1}"))
+            samples, warm = measure_interleaved({c.key: c.call for c in contenders}, plan,
+                                                between_rounds=hook)
             group = [_result(c, samples[c.key], warm[c.key]) for c in contenders]
             _compare(group, report, fidelity)
             report.results.extend(group)
