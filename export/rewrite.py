@@ -608,6 +608,92 @@ def d2s_into_convtranspose(model: Any, max_growth: float = 4.0) -> list[Site]:
     return sites
 
 
+# --------------------------------------------------------------------------- embedding-into-gemm
+
+def embedding_into_gemm(model: Any) -> list[Site]:
+    """``Gemm(Concat([x, Gather(E, label)]), W, b)`` -> ``Gemm(x, W_x, C=Gather(T, label))``
+    with the table ``T = alpha * E @ W_e + beta * b`` computed once at export.
+
+    A conditional generator concatenates a label embedding to its latent and multiplies: the
+    embedding's share of the product depends on the label only, so it is a lookup. The GEMM
+    loses the embedding's columns (K: z_dim + embed_dim -> z_dim), the table has one row per
+    label. Exact in real arithmetic (the table is summed in float64, then rounded)."""
+    edit = GraphEdit(model)
+    sites: list[Site] = []
+    for gemm in list(edit.nodes):
+        if gemm.op_type != "Gemm" or not edit.alive(gemm):
+            continue
+        a = _attrs(gemm)
+        cat = edit.producer(gemm.input[0])
+        w = edit.consts.get(gemm.input[1])
+        bias = edit.consts.get(gemm.input[2]) if len(gemm.input) > 2 and gemm.input[2] \
+            else None
+        if cat is None or cat.op_type != "Concat" or w is None or w.ndim != 2 \
+                or a.get("transA", 0) or (len(gemm.input) > 2 and gemm.input[2]
+                                           and bias is None) \
+                or len(edit.consumers(cat.output[0])) != 1 \
+                or _attrs(cat).get("axis") not in (1, -1):
+            continue
+        wt = w.T if a.get("transB", 0) else w  # [K, N]
+        gathers = [(i, edit.producer(x)) for i, x in enumerate(cat.input)]
+        found = [(i, g) for i, g in gathers if g is not None and g.op_type == "Gather"
+                 and g.input[0] in edit.consts and edit.consts[g.input[0]].ndim == 2
+                 and _attrs(g).get("axis", 0) == 0 and len(edit.consumers(g.output[0])) == 1]
+        if len(found) != 1 or len(cat.input) < 2:
+            continue
+        idx, gather = found[0]
+        widths = []
+        for x in cat.input:  # every segment's width must be known to split W's rows
+            prod = edit.producer(x)
+            width = _static_width(edit, x, prod)
+            if width is None:
+                break
+            widths.append(width)
+        if len(widths) != len(cat.input) or sum(widths) != wt.shape[0]:
+            continue
+        start = sum(widths[:idx])
+        table_e = edit.consts[gather.input[0]].astype(np.float64)  # [n, e]
+        alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+        table = alpha * table_e @ wt[start:start + widths[idx]].astype(np.float64)
+        if bias is not None:
+            table = table + beta * np.broadcast_to(bias.astype(np.float64), table.shape[1:])
+        keep = np.concatenate([wt[:start], wt[start + widths[idx]:]])  # [K - e, N]
+        rest = [x for i, x in enumerate(cat.input) if i != idx]
+        name = gemm.name or "Gemm"
+        new: list[Any] = []
+        if len(rest) == 1:
+            x = rest[0]
+        else:
+            x = edit.fresh(f"{name}_inputs")
+            new.append(edit.node("Concat", rest, [x], f"{name}_concat", axis=1))
+        looked = edit.fresh(f"{name}_label_rows")
+        new.append(edit.node("Gather", [edit.const(f"{name}_label_table",
+                                                   table.astype(w.dtype)), gather.input[1]],
+                             [looked], f"{name}_lookup", axis=0))
+        new.append(edit.node("Gemm", [x, edit.const(f"{name}_w", keep.astype(w.dtype)), looked],
+                             [gemm.output[0]], name, alpha=alpha, beta=1.0))
+        edit.replace([gather, cat, gemm], new)
+        sites.append(Site([gather.name, cat.name, gemm.name], "Gather+Concat+Gemm", "table",
+                          {"table_rows": int(table.shape[0]), "k_before": int(wt.shape[0]),
+                           "k_after": int(keep.shape[0])}))
+    if sites:
+        edit.commit()
+    return sites
+
+
+def _static_width(edit: GraphEdit, name: str, producer: Any) -> int | None:
+    """The last dimension of a 2-D tensor when the graph states it (graph input, Gather of a
+    constant table, or a value_info), else None."""
+    if producer is not None and producer.op_type == "Gather" and producer.input[0] in edit.consts:
+        return int(edit.consts[producer.input[0]].shape[-1])
+    for vi in [*edit.graph.input, *edit.graph.value_info]:
+        if vi.name == name:
+            dims = vi.type.tensor_type.shape.dim
+            if len(dims) == 2 and dims[1].HasField("dim_value"):
+                return int(dims[1].dim_value)
+    return None
+
+
 # --------------------------------------------------------------------------- registry
 
 @dataclass(frozen=True)
@@ -626,4 +712,7 @@ REWRITES = (  # in this order: each pass sets up the patterns of the next
     Rewrite("d2s-into-convtranspose", "DepthToSpace followed by a thin ConvTranspose -> one "
                                       "ConvTranspose of a larger stride (no shuffle)",
             lambda model, form: d2s_into_convtranspose(model)),
+    Rewrite("embedding-into-gemm", "a label embedding concatenated before a Gemm -> a "
+                                   "per-label table added by the Gemm (smaller K)",
+            lambda model, form: embedding_into_gemm(model)),
 )

@@ -16,6 +16,7 @@ from edgegen.export.rewrite import (
     activation_up,
     convtranspose_axis,
     d2s_into_convtranspose,
+    embedding_into_gemm,
     phase_conv,
     upsample_conv_axis,
 )
@@ -278,3 +279,65 @@ def test_activation_stays_when_the_data_has_other_readers() -> None:
     before = model.SerializeToString()
     assert activation_up(model) == []
     assert model.SerializeToString() == before
+
+
+def _embedding_gemm(trans_b: int, alpha: float, beta: float, bias: bool,
+                    order: str = "zy", table_const: bool = True, axis: int = 1
+                    ) -> onnx.ModelProto:
+    """z[N, 6] ++ E[label][N, 4] -> Gemm -> y[N, 5] (the conditional generator's first layer)."""
+    rng = np.random.default_rng(trans_b * 4 + bias)
+    w = rng.standard_normal((10, 5)).astype(np.float32)
+    inits = {"E": rng.standard_normal((3, 4)).astype(np.float32),
+             "W": w.T.copy() if trans_b else w}
+    inputs = ["cat", "W"]
+    if bias:
+        inits["b"] = rng.standard_normal(5).astype(np.float32)
+        inputs.append("b")
+    parts = ["z", "e"] if order == "zy" else ["e", "z"]
+    nodes = [helper.make_node("Gather", ["E", "label"], ["e"], axis=0),
+             helper.make_node("Concat", parts, ["cat"], axis=axis),
+             helper.make_node("Gemm", inputs, ["y"], transB=trans_b, alpha=alpha, beta=beta)]
+    graph_inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", 6]),
+                    helper.make_tensor_value_info("label", TensorProto.INT64, ["n"])]
+    if not table_const:
+        graph_inputs.append(helper.make_tensor_value_info("E", TensorProto.FLOAT, [3, 4]))
+        del inits["E"]
+    graph = helper.make_graph(
+        nodes, "g", graph_inputs,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("trans_b,alpha,beta,bias,order", [
+    (0, 1.0, 1.0, True, "zy"), (1, 1.0, 1.0, True, "zy"), (1, 0.5, 2.0, True, "yz"),
+    (0, 1.0, 1.0, False, "yz")])
+def test_embedding_folds_into_a_table_exactly(trans_b: int, alpha: float, beta: float,
+                                              bias: bool, order: str) -> None:
+    model = _embedding_gemm(trans_b, alpha, beta, bias, order)
+    rewritten = _copy(model)
+    sites = embedding_into_gemm(rewritten)
+    assert len(sites) == 1 and sites[0].detail == {"table_rows": 3, "k_before": 10,
+                                                   "k_after": 6}
+    onnx.checker.check_model(rewritten, full_check=True)
+    assert [n.op_type for n in rewritten.graph.node] == ["Gather", "Gemm"]
+    rng = np.random.default_rng(1)
+    for n in (1, 4):
+        feeds = {"z": rng.standard_normal((n, 6)).astype(np.float32),
+                 "label": rng.integers(0, 3, n).astype(np.int64)}
+        for optimize in (False, True):
+            so = ort.SessionOptions()
+            if not optimize:
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            ref, got = (ort.InferenceSession(m.SerializeToString(), so,
+                                             providers=["CPUExecutionProvider"]).run(
+                None, feeds)[0] for m in (model, rewritten))
+            np.testing.assert_allclose(got, ref, atol=ATOL, rtol=1e-5)
+
+
+def test_embedding_fold_leaves_run_time_tables_and_other_axes_alone() -> None:
+    for model in (_embedding_gemm(0, 1.0, 1.0, True, table_const=False),
+                  _embedding_gemm(0, 1.0, 1.0, True, axis=0)):
+        before = model.SerializeToString()
+        assert embedding_into_gemm(model) == []
+        assert model.SerializeToString() == before
