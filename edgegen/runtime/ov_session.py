@@ -117,7 +117,8 @@ class OpenVINOSession:
             events = _node_events(request, self._start_us)
             with self._lock:
                 self._events.extend(events)
-        by_name = {p.get_any_name(): result[p] for p in self._compiled[key].outputs}
+        # a compiled output may carry aliases (the fp16 graph's output cast): map every name
+        by_name = {n: result[p] for p in self._compiled[key].outputs for n in p.get_names()}
         names = output_names or [o.name for o in self._outputs]
         try:
             return [np.asarray(by_name[n]) for n in names]
