@@ -101,14 +101,17 @@ def run_all(a: argparse.Namespace) -> Path:
     info = machine_info()
     folder = a.results / f"{machine_slug(info)}-{_dt.date.today().isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
+    import os
+
     record: dict[str, Any] = {"started": _dt.datetime.now(_dt.timezone.utc)
-                              .isoformat(timespec="seconds"), "machine": info, "bundles": []}
+                              .isoformat(timespec="seconds"), "machine": info, "bundles": [],
+                              "data_dir": os.environ.get("EDGEGEN_DATA_DIR")}
     server_done = False
     for bundle in a.bundle:
         arch = bundle_arch(bundle)
         sub = folder / arch
         sub.mkdir(exist_ok=True)
-        server = not server_done and arch != "cflow"
+        server = a.server and not server_done and arch != "cflow"
         server_done |= server
         entry: dict[str, Any] = {"bundle": bundle, "architecture": arch, "dir": arch,
                                  "runs": []}
@@ -486,7 +489,9 @@ def render(folder: Path, results: Path) -> str:
            "from other processes falls on all of them. Each run also records the machine's "
            "noise before, between rounds and after (other processes' CPU use, steal, clock, the "
            "matmul yardstick measured again between rounds); when it is over a threshold, no "
-           "target is judged from that run (`not judged (noise)`).", ""]
+           "target is judged from that run (`not judged (noise)`). "
+           + (f"`EDGEGEN_DATA_DIR` was `{run['data_dir']}` (eval's real digits)."
+              if run.get("data_dir") else ""), ""]
     targets: list[str] = []
     sections: list[str] = []
     have_cflow = False
@@ -605,6 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qps", type=float, default=500.0)
     ap.add_argument("--server-duration", type=float, default=10.0)
     ap.add_argument("--p99-bound-ms", type=float, default=10.0)
+    ap.add_argument("--no-server", dest="server", action="store_false",
+                    help="skip the server scenario runs")
     ap.add_argument("--with-compile", action="store_true",
                     help="also time torch.compile (slow to compile on a small CPU)")
     ap.add_argument("--render-only", action="store_true",
