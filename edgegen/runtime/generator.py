@@ -105,8 +105,9 @@ class Generator:
     def load(cls, path: str | Path, provider: str | ProviderSpec = "cpu", *,
              batch_size: int = 64) -> Generator:
         """Verify ``path`` (schema, no escaping paths, every sha256) and open it on ``provider``
-        (``cpu``, ``cuda``, ``tensorrt`` or a ``ProviderSpec``; an unavailable one raises
-        ``ProviderError`` rather than falling back). A provider given by name is opened for
+        (``cpu``, ``cuda``, ``tensorrt``, ``openvino`` — the OpenVINO runtime, which this
+        imports only then — or a ``ProviderSpec``; an unavailable one raises ``ProviderError``
+        rather than falling back). A provider given by name is opened for
         bitwise repeatable results (``deterministic=True``: on CUDA, cuDNN's autotuned
         convolution algorithms differ from run to run by ~5e-7); pass a ``ProviderSpec`` to
         trade that for speed."""
@@ -262,7 +263,8 @@ def _run(call: Any, what: str) -> Any:
     try:
         return call()
     except Exception as exc:  # noqa: BLE001 - inputs are checked; this is the model or the EP
-        raise ProviderError(f"onnxruntime failed running the {what} model: "
+        raise ProviderError(f"the runtime (ONNX Runtime or OpenVINO) failed running the {what} "
+                            "model: "
                             f"{str(exc).splitlines()[0][:300]}") from exc
 
 
