@@ -12,7 +12,7 @@ $(BIN)/edgegen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[cpu,serve,sign,dev]"
+	$(BIN)/python -m pip install -q -e ".[cpu,serve,sign,dev,openvino]"
 	touch $@
 
 examples/node/node_modules: examples/node/package-lock.json

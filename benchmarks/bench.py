@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -22,6 +23,7 @@ from typing import Any
 
 from edgegen.benchmarks.harness import usable_cores
 from edgegen.benchmarks.machine import MatmulRate, best_of, machine_info, matmul_rate, versions
+from edgegen.benchmarks.noise import NoiseProbe
 from edgegen.benchmarks.offline import run_offline
 from edgegen.benchmarks.remote import discover
 from edgegen.benchmarks.results import (
@@ -31,12 +33,14 @@ from edgegen.benchmarks.results import (
     Progress,
     validate,
 )
-from edgegen.benchmarks.runners import openvino_available, session_spec
+from edgegen.benchmarks.runners import openvino_available, plain_export, session_spec
 from edgegen.benchmarks.server import run_server_scenario
 from edgegen.quality.flops import count_flops
 from edgegen.runtime.bundle import load_bundle
 from edgegen.runtime.errors import ConfigError
 from edgegen.runtime.providers import make_session, require_providers
+
+GPU_PROVIDERS = ("cuda", "tensorrt")
 
 
 def _probe_provider(cfg: BenchConfig, bundle: Any, variant: str, threads: int) -> None:
@@ -95,7 +99,12 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
     cfg = replace(cfg, io_binding=cfg.io_binding or cfg.cuda_graph)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t_start = time.perf_counter()
-    gpu = cfg.provider != "cpu"
+    probe = NoiseProbe()
+    if cfg.noise_window_s > 0:
+        emit({"kind": "note", "text": f"reading the machine's noise ({cfg.noise_window_s:g} s "
+                                      "idle)"})
+        probe.idle("before (idle)", cfg.noise_window_s)
+    gpu = cfg.provider in GPU_PROVIDERS
     flops = count_flops(bundle.model_bytes("fp32" if "fp32" in bundle.variants
                                            else variants[0])) if bundle is not None else None
     report = BenchReport(
@@ -112,10 +121,11 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
                "counted_on": "fp32 graph: Gemm/MatMul/Conv/ConvTranspose, 2 FLOPs per "
                              "multiply-add", "unknown_nodes": flops.unknown}
         if flops is not None else {"per_image": None},
-        matmul=None, started=started,
+        matmul=None, started=started, noise=probe.record,
         command=cfg.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     if cfg.measure_matmul and cfg.scenario == "offline":  # the yardstick of offline rates
         report.matmul = _matmul(cfg, threads, report, emit, matmul_rate)
+        probe.mark("yardstick", report.matmul.gflops if report.matmul else None)
     if bundle is not None:
         _probe_provider(cfg, bundle, variants[0], threads)
     fidelity = _fidelity(bundle, cfg.eval_report) if bundle is not None else {}
@@ -125,16 +135,31 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
                          "platform": endpoint.metadata.get("platform"),
                          "server_settings": endpoint.metadata.get("edgegen", {}),
                          "tensors": cfg.http_tensors}
+    probe.restart()  # building the contenders is our own work, not noise
     if cfg.scenario == "offline":
-        run_offline(cfg, bundle, variants, peers, threads, fidelity, report, emit, endpoint)
+        with tempfile.TemporaryDirectory(prefix="edgegen-plain-") as tmp:
+            run_offline(cfg, bundle, variants, peers, threads, fidelity, report, emit, endpoint,
+                        between_rounds=lambda label: _between_rounds(cfg, report, probe, label),
+                        plain=(lambda: plain_export(bundle, Path(tmp))) if bundle is not None
+                        else None)
     else:
         run_server_scenario(cfg, bundle, variants, peers, threads, report, emit, endpoint)
+        probe.mark("server scenario")
     if endpoint is not None:
         report.served["comparison"] = served_comparison(report)
     if cfg.measure_matmul and report.matmul is not None and report.results:
-        # measured again at the end: the faster of the two is the machine's rate
-        report.matmul = best_of(report.matmul, _matmul(cfg, threads, report, emit, matmul_rate))
+        # measured again at the end; the fastest of every measurement is the machine's rate
+        end = _matmul(cfg, threads, report, emit, matmul_rate)
+        probe.mark("yardstick", end.gflops if end else None)
+        report.matmul = _best_yardstick(report.matmul, end, probe)
         _efficiency(report)
+    if cfg.noise_window_s > 0:
+        probe.idle("after (idle)", cfg.noise_window_s)
+    probe.record.judge()
+    if probe.record.noisy:
+        report.notes.append("noisy machine: " + "; ".join(probe.record.reasons)
+                            + " — absolute numbers and even ratios may not hold; rerun on a "
+                              "quiet machine")
     report.machine["load_average_after"] = machine_info()["load_average"]
     report.wall_s = time.perf_counter() - t_start
     return report
@@ -185,6 +210,34 @@ def served_comparison(report: BenchReport) -> list[dict[str, Any]]:
     return rows
 
 
+def _between_rounds(cfg: BenchConfig, report: BenchReport, probe: NoiseProbe,
+                    label: str) -> None:
+    """After each interleaved round: close the noise interval, then measure the yardstick
+    once more (a short probe at the size that reached the best rate)."""
+    sample = probe.mark(label)
+    mm = report.matmul
+    if mm is None or cfg.yardstick_probe_s <= 0:
+        return
+    try:
+        rate = matmul_rate(mm.threads, mm.device, sizes=(mm.size,),
+                           seconds=cfg.yardstick_probe_s, trials=1, warmup=1)
+    except ImportError:  # torch went away: nothing to probe with
+        return
+    sample.matmul_gflops = rate.gflops
+
+
+def _best_yardstick(start: MatmulRate, end: MatmulRate | None, probe: NoiseProbe
+                    ) -> MatmulRate:
+    """The fastest of the start, end and interleaved measurements (noise only slows one
+    down); ``measurements`` keeps them all."""
+    best = best_of(start, end)
+    assert best is not None
+    between = [s.matmul_gflops for s in probe.record.samples if s.matmul_gflops
+               and s.label not in ("yardstick",)]
+    every = (*best.measurements, *between)
+    return replace(best, gflops=max(every), measurements=tuple(every))
+
+
 def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
     d = asdict(cfg)
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
@@ -193,7 +246,7 @@ def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
 def _matmul(cfg: BenchConfig, threads: int, report: BenchReport, emit: Progress,
             matmul_rate: Callable[..., MatmulRate]) -> MatmulRate | None:
     device = "cpu"
-    if cfg.provider != "cpu":
+    if cfg.provider in GPU_PROVIDERS:
         try:
             import torch
 
@@ -215,16 +268,16 @@ def _matmul(cfg: BenchConfig, threads: int, report: BenchReport, emit: Progress,
 def _available_peers(cfg: BenchConfig, report: BenchReport) -> list[str]:
     peers = []
     for p in dict.fromkeys(cfg.peers):
-        if p == "openvino":
+        if p in ("openvino", "openvino-plain"):
             why = openvino_available()
             if why:
                 report.unavailable[p] = why
                 continue
-            if cfg.provider != "cpu":
+            if cfg.provider in GPU_PROVIDERS:
                 report.unavailable[p] = "measured on CPU only (edgegen benches OpenVINO's CPU "\
-                                        "plugin); run with --provider cpu"
+                                        "plugin); run with --provider cpu or openvino"
                 continue
-        if p.startswith("torch"):
+        if p.startswith("torch") or p.endswith("-plain"):  # the plain peers export again
             try:
                 import torch  # noqa: F401
             except ImportError:

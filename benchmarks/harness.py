@@ -102,9 +102,12 @@ def rotation(names: list[str], r: int) -> list[str]:
 
 
 def measure_interleaved(contenders: Mapping[str, Call], plan: TimingPlan,
-                        on_block: Callable[[str, int], None] | None = None
+                        on_block: Callable[[str, int], None] | None = None,
+                        between_rounds: Callable[[int], None] | None = None
                         ) -> tuple[dict[str, list[int]], dict[str, WarmUp]]:
-    """Warm each contender up, then time them in rotated blocks. Returns samples and warm-ups."""
+    """Warm each contender up, then time them in rotated blocks. Returns samples and warm-ups.
+    ``between_rounds(r)`` runs after round ``r`` (outside the timed calls): the noise probe and
+    the interleaved yardstick."""
     plan.validate()
     names = list(contenders)
     warm = {n: warm_up(contenders[n], plan.warmup_iters, plan.warmup_s) for n in names}
@@ -127,6 +130,8 @@ def measure_interleaved(contenders: Mapping[str, Call], plan: TimingPlan,
                 on_block(name, r)
             if plan.settle_s > 0:
                 time.sleep(plan.settle_s)
+        if between_rounds is not None:
+            between_rounds(r)
     return samples, warm
 
 

@@ -112,7 +112,7 @@ def machine_slug(info: dict[str, Any]) -> str:
 
 
 def matmul_rate(threads: int, device: str = "cpu", sizes: tuple[int, ...] | None = None,
-                seconds: float = 0.3, trials: int = 5) -> MatmulRate:
+                seconds: float = 0.3, trials: int = 5, warmup: int = 2) -> MatmulRate:
     """Best dense fp32 ``n x n @ n x n`` rate over ``sizes`` (GFLOP/s), ``threads`` threads.
 
     Each size is timed in ``trials`` windows of ``seconds / trials`` and the best window
@@ -134,7 +134,7 @@ def matmul_rate(threads: int, device: str = "cpu", sizes: tuple[int, ...] | None
             b = torch.randn(n, n, device=device)
             c = torch.empty(n, n, device=device)
             sync = torch.cuda.synchronize if cuda else (lambda: None)
-            for _ in range(2):
+            for _ in range(warmup):
                 torch.mm(a, b, out=c)
             sync()
             for _ in range(max(1, trials)):

@@ -10,6 +10,8 @@ reply must equal the in-process image, so a server of another bundle is caught.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edgegen.benchmarks.harness import measure_interleaved
@@ -28,7 +30,12 @@ from edgegen.benchmarks.stats import summarize
 
 def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[str],
                 threads: int, fidelity: dict[str, tuple[float, str]], report: BenchReport,
-                emit: Progress, endpoint: Endpoint | None = None) -> None:
+                emit: Progress, endpoint: Endpoint | None = None,
+                between_rounds: Callable[[str], None] | None = None,
+                plain: Callable[[], Path] | None = None) -> None:
+    """Time every batch group; ``endpoint`` adds the served contender (``bench --url``);
+    ``between_rounds(label)`` runs between the interleaved rounds of a group (the noise probe
+    and the yardstick); ``plain`` gives the unrewritten export for the ``*-plain`` peers."""
     torch_threads = _set_torch_threads(threads) if any(p.startswith("torch") for p in peers) \
         else None
     plan = cfg.plan()
@@ -36,7 +43,7 @@ def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[
         for batch in cfg.batches:
             if bundle is not None:
                 inputs = Inputs.make(cfg.seed, batch, bundle.z_dim, bundle.n_classes)
-                todo = builders(cfg, bundle, variants, peers, threads, inputs)
+                todo = builders(cfg, bundle, variants, peers, threads, inputs, plain=plain)
             else:
                 inputs = Inputs.make(cfg.seed, batch, endpoint.z_dim, 10)  # type: ignore[union-attr]
                 todo = []
@@ -58,7 +65,10 @@ def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[
                 continue
             emit({"kind": "note", "text": f"batch {batch}: timing {len(contenders)} contenders "
                                           f"in {plan.rounds} interleaved rounds"})
-            samples, warm = measure_interleaved({c.key: c.call for c in contenders}, plan)
+            hook = None if between_rounds is None else \
+                (lambda r, b=batch: between_rounds(f"batch {b} round {r + 1}"))
+            samples, warm = measure_interleaved({c.key: c.call for c in contenders}, plan,
+                                                between_rounds=hook)
             group = [_result(c, samples[c.key], warm[c.key]) for c in contenders]
             _compare(group, report, fidelity)
             report.results.extend(group)

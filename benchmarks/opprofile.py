@@ -15,10 +15,21 @@ import numpy as np
 
 from edgegen.runtime.providers import ProviderSpec, kernel_times, profile_events
 
+# Kernel names (ONNX Runtime's fused / NCHWc / int8 ones, OpenVINO's) -> the graph's dense op
+# whose FLOPs they compute.
+FAMILY = {"Conv": "Conv", "FusedConv": "Conv", "QLinearConv": "Conv", "NchwcConv": "Conv",
+          "ConvInteger": "Conv", "Convolution": "Conv", "GroupConvolution": "Conv",
+          "ConvTranspose": "ConvTranspose", "ConvolutionBackpropData": "ConvTranspose",
+          "Gemm": "Gemm", "FusedGemm": "Gemm", "QGemm": "Gemm", "FullyConnected": "Gemm",
+          "MatMul": "MatMul", "FusedMatMul": "MatMul", "MatMulInteger": "MatMul",
+          "QLinearMatMul": "MatMul"}
+
 
 def op_profile(model: Path | bytes, spec: ProviderSpec, feeds: dict[str, np.ndarray],
-               runs: int = 20) -> dict[str, Any]:
-    """Median kernel time per node over ``runs`` profiled runs, summed per op type."""
+               runs: int = 20, flops_by_op: dict[str, float] | None = None) -> dict[str, Any]:
+    """Median kernel time per node over ``runs`` profiled runs, summed per op type; with
+    ``flops_by_op`` (the graph's dense FLOPs per op type for this batch, ``flops.count_flops``)
+    also the rate each dense op family reached (``families``: us, share, GFLOP/s)."""
     per_node: dict[tuple[str, str], list[float]] = {}
     for node, op, _provider, us in kernel_times(profile_events(model, spec, feeds, runs)):
         per_node.setdefault((op, node), []).append(us)
@@ -31,8 +42,18 @@ def op_profile(model: Path | bytes, spec: ProviderSpec, feeds: dict[str, np.ndar
     for o in ops.values():
         o["share"] = o["us"] / total
     nodes = [n for _, n in per_node]
+    families: dict[str, dict[str, float]] = {}
+    for op, o in ops.items():
+        fam = FAMILY.get(op)
+        if fam is not None:
+            f = families.setdefault(fam, {"us": 0.0, "share": 0.0})
+            f["us"] += o["us"]
+            f["share"] += o["share"]
+    for fam, f in families.items():
+        if flops_by_op and flops_by_op.get(fam) and f["us"] > 0:
+            f["gflops"] = flops_by_op[fam] / f["us"] / 1e3  # FLOP / us / 1e3 = GFLOP/s
     return {
-        "model": Path(model).name, "runs": runs, "total_us": total,
+        "model": Path(model).name, "runs": runs, "total_us": total, "families": families,
         "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["us"])),
         "inserted_casts": sum(1 for n in nodes if n.startswith("InsertedPrecisionFree")),
         "float_ops_between_qdq": sorted({op for op, _ in per_node

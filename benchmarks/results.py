@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from edgegen.benchmarks.harness import TimingPlan
 from edgegen.benchmarks.machine import MatmulRate
+from edgegen.benchmarks.noise import NoiseRecord
 from edgegen.benchmarks.scenarios import ServerResult, Sweep
 from edgegen.benchmarks.stats import LatencyStats
 from edgegen.runtime.bundle import PRECISIONS
@@ -21,7 +22,7 @@ from edgegen.runtime.fileio import atomic_write_text
 from edgegen.runtime.providers import EP_NAMES
 from edgegen.runtime.report import Report
 
-PEERS = ("torch", "torch-compile", "ort-default", "openvino")
+PEERS = ("torch", "torch-compile", "ort-default", "openvino", "ort-plain", "openvino-plain")
 PROVIDERS = tuple(EP_NAMES)
 SCENARIOS = ("offline", "server")
 HTTP_TENSORS = ("binary", "json")
@@ -33,7 +34,7 @@ class BenchConfig:
     """Every default of ``edgegen bench`` lives here; the CLI reuses them."""
 
     bundle: Path | None = Path("bundles/cdcgan")  # None: only --url (nothing in-process)
-    provider: str = "cpu"  # cpu | cuda | tensorrt
+    provider: str = "cpu"  # cpu | cuda | tensorrt | openvino
     precisions: tuple[str, ...] = ()  # (): every variant the bundle has
     batches: tuple[int, ...] = (1, 8, 64, 256)
     io_binding: bool = False  # CUDA/TensorRT: inputs and output live on the device
@@ -60,6 +61,8 @@ class BenchConfig:
     device_id: int = 0
     trt_cache_dir: Path | None = None  # None: <bundle>/trt_cache (the bundle allows it)
     measure_matmul: bool = True
+    noise_window_s: float = 1.0  # idle seconds before and after the run: others' CPU use
+    yardstick_probe_s: float = 0.1  # the matmul yardstick again between rounds; 0: not
     eval_report: Path | None = None  # JSON of `edgegen eval` for the fidelity column
     url: str | None = None  # a KServe v2 endpoint to measure (edgegen serve, Triton, KServe)
     model: str | None = None  # its model name; None: the bundle folder's, or the only one listed
@@ -78,7 +81,7 @@ class BenchResult:
     """One contender at one batch size."""
 
     key: str
-    contender: str  # edgegen | tuned | ort-default | torch | torch-compile | openvino
+    contender: str  # edgegen | tuned | torch | torch-compile | ort-default | openvino | *-plain
     variant: str
     provider: str
     batch: int
@@ -123,6 +126,7 @@ class BenchReport(Report):
     results: list[BenchResult] = field(default_factory=list)
     server: list[ServerResult] = field(default_factory=list)
     sweeps: dict[str, Sweep] = field(default_factory=dict)
+    noise: NoiseRecord | None = None  # the machine before, during and after (benchmarks.noise)
     unavailable: dict[str, str] = field(default_factory=dict)  # peer -> why it was not run
     failures: dict[str, str] = field(default_factory=dict)  # contender -> what went wrong
     notes: list[str] = field(default_factory=list)
@@ -180,6 +184,8 @@ def validate(cfg: BenchConfig) -> None:
         raise ConfigError("--io-binding and --cuda-graph are for --provider cuda or tensorrt "
                           "(on CPU the inputs already live where the model runs)")
     require_positive(cfg, "qps", "p99_bound_ms", "sweep_steps")
+    if cfg.noise_window_s < 0 or cfg.yardstick_probe_s < 0:
+        raise ConfigError("--noise-window and the yardstick probe time must be >= 0")
     if cfg.scenario == "server" and not cfg.server_duration_s > 0:
         raise ConfigError(f"--duration must be positive, got {cfg.server_duration_s}")
     cfg.plan().validate()

@@ -14,7 +14,12 @@ graph capture, TensorRT engine build, torch.compile) timed separately from the t
 * ``torch_peer``: the generator from the checkpoint, eager (or ``torch.compile``d), with
   ``torch.set_num_threads`` equal to ONNX Runtime's intra-op threads; on CUDA when the provider
   is, synchronized after each call.
-* ``openvino_peer``: OpenVINO on CPU with the same thread count, static shapes, f32 precision.
+* ``openvino_peer``: OpenVINO on CPU with the same thread count, a static-shape compilation for
+  the group's batch, f32 precision — through the ``openvino`` provider's adapter
+  (``edgegen.runtime.ov_session``), the same code ``--provider openvino`` runs.
+* ``ort-plain`` / ``openvino-plain``: ONNX Runtime (default options) and OpenVINO on the
+  bundle's checkpoint exported again *without* edgegen's graph rewrites (``plain_export``): what
+  the export gave before it optimized, the baseline the rewrites are judged against.
 
 The offline scenario times ``Contender.call`` (the whole batch); the server scenario calls
 ``Contender.infer(k)`` (the first ``k`` rows, ``k`` up to the batch the contender was built for).
@@ -34,7 +39,7 @@ from edgegen.benchmarks.results import BenchConfig
 from edgegen.runtime.bundle import Bundle
 from edgegen.runtime.errors import EdgegenError
 from edgegen.runtime.latent import latent
-from edgegen.runtime.providers import ProviderSpec, make_session, ort, spec_for
+from edgegen.runtime.providers import NOT_ORT, ProviderSpec, make_session, ort, spec_for
 from edgegen.training.checkpoint import bundle_checkpoint, load_generator
 
 
@@ -164,13 +169,15 @@ def _bound_call(session: Any, spec: ProviderSpec, inputs: Inputs) -> Callable[[]
     return call
 
 
-def ort_default(model: Path | bytes, provider: str, inputs: Inputs, *, variant: str = "fp32"
-                ) -> Contender:
-    """ONNX Runtime as a user runs it first: default session options, the provider's defaults."""
+def ort_default(model: Path | bytes, provider: str, inputs: Inputs, *, variant: str = "fp32",
+                kind: str = "ort-default") -> Contender:
+    """ONNX Runtime as a user runs it first: default session options, the provider's defaults
+    (on CPU when edgegen's provider is not an ONNX Runtime one, i.e. OpenVINO)."""
+    provider = "cpu" if provider in NOT_ORT else provider
     t0 = time.perf_counter_ns()
     session = make_session(model, ProviderSpec(name=provider, plain=True))
     create_s = (time.perf_counter_ns() - t0) / 1e9
-    return Contender(key=f"ort-default/{variant}/{provider}", kind="ort-default",
+    return Contender(key=f"{kind}/{variant}/{provider}", kind=kind,
                      variant=variant, provider=provider, batch=inputs.batch,
                      infer=_session_infer(session, inputs), session_create_s=create_s,
                      settings={"session_options": "defaults",
@@ -220,53 +227,76 @@ def torch_peer(bundle: Bundle, inputs: Inputs, *, device: str, threads: int,
 
 def openvino_available() -> str | None:
     """None when OpenVINO can be imported, else why not."""
+    from edgegen.runtime.errors import ProviderError
+    from edgegen.runtime.ov_session import import_openvino
+
     try:
-        import openvino  # noqa: F401
-    except ImportError:
+        import_openvino()
+    except ProviderError:
         return "not installed (`pip install -e .[openvino]`)"
     return None
 
 
-def openvino_peer(model: Path | bytes, inputs: Inputs, *, threads: int, variant: str = "fp32"
-                  ) -> Contender:
-    """OpenVINO on CPU, pinned to f32 inference: on CPUs with AMX or AVX-512 BF16 it would
-    otherwise pick bf16 by itself, and the comparison would no longer be at equal precision."""
+def openvino_peer(model: Path | bytes, inputs: Inputs, *, threads: int, variant: str = "fp32",
+                  kind: str = "openvino", name: str = "model.onnx") -> Contender:
+    """OpenVINO on CPU through the ``openvino`` provider's adapter: f32 pinned (on CPUs with AMX
+    or AVX-512 BF16 it would otherwise pick bf16 by itself, and the comparison would no longer
+    be at equal precision), the LATENCY hint, a static-shape compilation for this batch."""
     why = openvino_available()
     if why:
         raise PeerUnavailable(f"openvino is {why}")
-    import openvino as ov
+    from edgegen.runtime.ov_session import version
 
     t0 = time.perf_counter_ns()
-    core = ov.Core()
-    graph = core.read_model(model if isinstance(model, bytes) else str(model))
-    names = [p.get_any_name() for p in graph.inputs]
-    graph.reshape({names[0]: list(inputs.z.shape), names[1]: list(inputs.label.shape)})
-    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
-              "PERFORMANCE_HINT": "LATENCY"}
-    compiled = core.compile_model(graph, "CPU", config)
-    request = compiled.create_infer_request()
-    feeds = {names[0]: inputs.z, names[1]: inputs.label}
+    session = make_session(model, ProviderSpec("openvino", intra_op_threads=threads,
+                                              static_batches=(inputs.batch,)))
     create_s = (time.perf_counter_ns() - t0) / 1e9
-    return Contender(key=f"openvino/{variant}/cpu", kind="openvino", variant=variant,
-                     provider="openvino-cpu", batch=inputs.batch, infer=None,
-                     call=lambda: request.infer(feeds), session_create_s=create_s,
+    return Contender(key=f"{kind}/{variant}/cpu", kind=kind, variant=variant,
+                     provider="openvino-cpu", batch=inputs.batch,
+                     infer=_session_infer(session, inputs), session_create_s=create_s,
                      settings={"threads": threads, "precision": "f32",
-                               "performance_hint": "LATENCY", "shapes": "static",
-                               "version": ov.get_version()})
+                               "performance_hint": "LATENCY", "shapes": "static for this batch",
+                               "version": version(),
+                               "model": model.name if isinstance(model, Path) else name})
+
+
+def plain_export(bundle: Bundle, folder: Path) -> Path:
+    """``model.onnx`` of the bundle's checkpoint exported again into ``folder`` with
+    ``--no-optimize`` (fp32, same opset): the graph as the exporter wrote it, before edgegen's
+    rewrites — the baseline of the ``*-plain`` peers. Needs the checkpoint, like the torch
+    peer."""
+    checkpoint, why = bundle_checkpoint(bundle)
+    if checkpoint is None:
+        raise PeerUnavailable(f"the plain peers need the bundle's checkpoint: {why}")
+    from edgegen.export.bundler import ExportConfig, export_bundle
+    from edgegen.export.optimize import OptimizeConfig
+
+    out = folder / "plain"
+    if not (out / "model.onnx").is_file():
+        export_bundle(ExportConfig(checkpoint=checkpoint, out=out,
+                                   opset=int(bundle.manifest["generator"]["opset"]),
+                                   precisions=("fp32",), golden_sets=1, calibration_samples=10,
+                                   deviation_samples=10, optimize=OptimizeConfig(enabled=False),
+                                   force=True))
+    return out / "model.onnx"
 
 
 Builder = tuple[str, str, Callable[[], Contender]]  # key, kind, factory
 
 
 def builders(cfg: BenchConfig, bundle: Bundle, variants: list[str], peers: list[str],
-             threads: int, inputs: Inputs, *, server: bool = False) -> list[Builder]:
+             threads: int, inputs: Inputs, *, server: bool = False,
+             plain: Callable[[], Path] | None = None) -> list[Builder]:
     """(key, kind, factory) of every contender, in the order they are timed. ``server``: for
-    the server scenario (variable batch: no I/O binding or CUDA graphs, no tuned configs)."""
+    the server scenario (variable batch: no I/O binding or CUDA graphs, no tuned configs).
+    ``plain``: where the ``*-plain`` peers get the unrewritten export (``plain_export``)."""
     out: list[Builder] = []
     for v in variants:
         spec = session_spec(cfg, bundle, threads, v)
         if server:
             spec = replace(spec, cuda_graph=False)
+        elif cfg.provider == "openvino":  # OpenVINO runs a static shape faster
+            spec = replace(spec, static_batches=(inputs.batch,))
         out.append((f"edgegen/{v}/{cfg.provider}", "edgegen",
                     lambda v=v, spec=spec: ort_edgegen(bundle.model_bytes(v, cfg.provider),
                                                        spec, inputs, variant=v,
@@ -281,7 +311,7 @@ def builders(cfg: BenchConfig, bundle: Bundle, variants: list[str], peers: list[
                                 bundle.model_bytes("fp32"), spec, inputs, variant="fp32",
                                 io_binding=False, kind="tuned", key=key)))
     fp32 = bundle.model_bytes("fp32")  # checked against the manifest, read once
-    device = "cpu" if cfg.provider == "cpu" else "cuda"
+    device = "cuda" if cfg.provider in ("cuda", "tensorrt") else "cpu"
     for p in peers:
         if p in ("torch", "torch-compile"):
             out.append((f"{p}/fp32/{device}", p,
@@ -293,4 +323,15 @@ def builders(cfg: BenchConfig, bundle: Bundle, variants: list[str], peers: list[
         elif p == "openvino":
             out.append(("openvino/fp32/cpu", p,
                         lambda: openvino_peer(fp32, inputs, threads=threads)))
+        elif p in ("ort-plain", "openvino-plain"):
+            if plain is None:
+                continue
+            if p == "ort-plain":
+                out.append((f"ort-plain/fp32/{cfg.provider}", p,
+                            lambda: ort_default(plain(), cfg.provider, inputs,
+                                                kind="ort-plain")))
+            else:
+                out.append(("openvino-plain/fp32/cpu", p,
+                            lambda: openvino_peer(plain(), inputs, threads=threads,
+                                                  kind="openvino-plain")))
     return out

@@ -32,7 +32,7 @@ def bench_command(
     bundle: Path = typer.Argument(None, help="Bundle folder made by `edgegen export` "
                                              "(optional with --url)."),
     provider: str = typer.Option(B.provider, "--provider", "-p",
-                                 help="cpu | cuda | tensorrt (an unavailable one is an "
+                                 help="cpu | cuda | tensorrt | openvino (an unavailable one is an "
                                       "error, never a fallback)."),
     precision: str = typer.Option(",".join(B.precisions), "--precision",
                                   help="Variants to time, comma-separated (default: every "
@@ -46,7 +46,8 @@ def bench_command(
                                          "--io-binding; one session per batch size)."),
     peers: str = typer.Option(",".join(B.peers), "--peers",
                               help="Peers in the same run: torch, torch-compile, ort-default, "
-                                   "openvino (or none)."),
+                                   "openvino, ort-plain, openvino-plain (the *-plain ones run "
+                                   "the export without graph rewrites), or none."),
     threads: int = typer.Option(B.threads, "--threads",
                                 help="Thread budget of every contender (0: usable cores)."),
     spinning: str = typer.Option("default", "--spinning",
@@ -84,7 +85,11 @@ def bench_command(
                                     help="Server with --p99-bound-ms: runs of the QPS sweep."),
     matmul: bool = typer.Option(B.measure_matmul, "--matmul/--no-matmul",
                                 help="Measure the machine's dense fp32 matmul rate (the "
-                                     "efficiency yardstick, about 2 s)."),
+                                     "efficiency yardstick, about 2 s, then again between "
+                                     "rounds)."),
+    noise_window: float = typer.Option(B.noise_window_s, "--noise-window",
+                                       help="Idle seconds before and after the run in which "
+                                            "other processes' CPU use is read (0: skip)."),
     eval_report: Path = typer.Option(None, "--eval-report",
                                      help="JSON of `edgegen eval` for the fidelity column "
                                           "(default: the bundle's manifest)."),
@@ -127,8 +132,8 @@ def bench_command(
             scenario=scenario, qps=qps, workers=workers, max_batch=max_batch,
             max_delay_ms=max_delay_ms, p99_bound_ms=p99_bound_ms, sweep_steps=sweep_steps,
             eval_report=eval_report,
-            measure_matmul=matmul, url=url, model=model, http_tensors=http_tensors.lower(),
-            connections=connections, **timed)
+            measure_matmul=matmul, noise_window_s=noise_window, url=url, model=model,
+            http_tensors=http_tensors.lower(), connections=connections, **timed)
         from edgegen.benchmarks.bench import bench
 
         report = bench(cfg, lambda e: console.print(e["text"], highlight=False))
@@ -205,6 +210,7 @@ def render(report: BenchReport) -> None:
             for e in s.errors[:2]:
                 err_console.print(f"[yellow]{s.contender}:[/] {escape(e)}", highlight=False)
     _served(report)
+    _noise(report)
     for name, why in report.unavailable.items():
         console.print(f"{name}: {why}", highlight=False)
     for key, msg in report.failures.items():
@@ -260,6 +266,28 @@ def _efficiency(report: BenchReport) -> None:
                       f"(engine build / graph capture / lazy init) up to "
                       f"{worst_first.first_run_s * 1e3:.0f} ms ({worst_first.variant}, batch "
                       f"{worst_first.batch})", highlight=False, soft_wrap=True)
+
+
+def _noise(report: BenchReport) -> None:
+    """One line on how quiet the machine was; the verdict when it was not."""
+    rec = report.noise
+    if rec is None or not rec.samples:
+        return
+    s = rec.summary
+    parts = []
+    if s.get("others_max") is not None:
+        parts.append(f"other processes ≤ {s['others_max']:.0%} of the CPU")
+    if s.get("steal_max") is not None:
+        parts.append(f"steal ≤ {s['steal_max']:.1%}")
+    if s.get("yardstick_gflops"):
+        lo, hi = s["yardstick_gflops"]
+        parts.append(f"matmul yardstick {lo:.0f}–{hi:.0f} GFLOP/s")
+    if s.get("load_average_first"):
+        parts.append("load " + " → ".join(
+            f"{x[0]:.1f}" for x in (s["load_average_first"], s["load_average_last"]) if x))
+    verdict = ("[bold yellow]NOISY[/] — do not read targets off this run: "
+               + escape("; ".join(rec.reasons))) if rec.noisy else "quiet enough to judge"
+    console.print(f"machine noise: {', '.join(parts)}: {verdict}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

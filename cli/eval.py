@@ -82,7 +82,8 @@ def eval_command(
     samples: int = typer.Option(X.samples, "--samples", "-n",
                                 help="Samples per variant (labels balanced)."),
     provider: str = typer.Option(X.provider, "--provider",
-                                 help="Where the generator variants run: cpu, cuda, tensorrt."),
+                                 help="Where the generator variants run: cpu, cuda, tensorrt, "
+                                      "openvino."),
     precision: str = typer.Option(None, "--precision",
                                   help="Comma-separated ONNX variants (default: all in the "
                                        "bundle); PyTorch is added when its checkpoint is there."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -31,6 +32,10 @@ def export_command(
     guidance: float = typer.Option(None, "--guidance",
                                    help="cflow: classifier-free guidance w unrolled into "
                                         "model.onnx; 1 = none (default: the run's, 2.0)."),
+    optimize: bool = typer.Option(X.optimize.enabled, "--optimize/--no-optimize",
+                                  help="Apply exact graph rewrites (ConvTranspose -> phase "
+                                       "convolutions, ...), each checked against the "
+                                       "unrewritten graph and the goldens."),
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing bundle (only an edgegen bundle or an "
                                     "empty folder is ever replaced)."),
@@ -42,7 +47,8 @@ def export_command(
     cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
                        precisions=tuple(precision.split(",")), golden_sets=golden_sets,
                        seed=seed, evaluator=evaluator, steps=steps, guidance=guidance,
-                       force=force, sign_key=sign_key)
+                       force=force, sign_key=sign_key,
+                       optimize=replace(X.optimize, enabled=optimize))
     with errors_to_exit():
         result = export_bundle(cfg, lambda text: console.print(text, highlight=False))
     table = Table(title=f"{result.out} (opset {result.opset}, {result.exporter} exporter)")

@@ -30,8 +30,9 @@ def _tolerance_help() -> str:
 def verify_command(
     bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
     provider: str = typer.Option(",".join(X.providers), "--provider", "-p",
-                                 help="Comma-separated: cpu, cuda, tensorrt. An unavailable "
-                                      "provider is an error (exit 2), never a CPU run."),
+                                 help="Comma-separated: cpu, cuda, tensorrt, openvino. An "
+                                      "unavailable provider is an error (exit 2), never a CPU "
+                                      "run."),
     precision: str = typer.Option(None, "--precision",
                                   help="Comma-separated variants: fp32, fp16, int8 (default: "
                                        "every variant in the bundle)."),

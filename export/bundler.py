@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgegen import __version__
+from edgegen.export.optimize import OptimizeConfig
 from edgegen.runtime.bundle import (
     MANIFEST,
     PRECISIONS,
@@ -57,6 +58,8 @@ class ExportConfig:
     # own (ModelConfig.sampler_steps / guidance: 4 steps, guidance 2.0 by default)
     steps: int | None = None
     guidance: float | None = None
+    # Exact graph rewrites (export.rewrite, checked by export.optimize); --no-optimize: off
+    optimize: OptimizeConfig = OptimizeConfig()
     force: bool = False  # replace an existing bundle (only a bundle, or an empty folder)
     command: str | None = None  # the command line, for provenance
     sign_key: Path | None = None  # PEM EC private key: sign the bundle before it is renamed in
@@ -72,6 +75,7 @@ class ExportResult(Report):
     golden_sets: int
     evaluator: bool
     manifest: Path
+    optimization: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     sampler: dict[str, Any] | None = None  # the manifest's sampler section (cflow)
 
@@ -88,6 +92,7 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
     if "fp32" not in precisions:  # every other variant is made from, and measured against, fp32
         precisions = ("fp32", *precisions)
     require_positive(cfg, "golden_sets", "calibration_samples", "deviation_samples")
+    cfg.optimize.validate()
     from edgegen.runtime.inputs import check_guidance, check_steps
 
     if cfg.steps is not None:
@@ -222,6 +227,14 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         golden_entries = write_golden(root, sets, ["z", "label"], "image")
         emit(f"wrote {len(sets)} golden test sets")
 
+        # 2b. exact graph rewrites, each checked against the graph before it and the goldens
+        optimization = _optimize(model_path, sets, cfg, z_dim, n_classes)
+        if optimization["applied"]:
+            set_metadata(model_path, {**meta, "graph_rewrites": ",".join(
+                r["name"] for r in optimization["applied"])}, _doc(model_path))
+            check_model(model_path)
+        emit(_optimization_line(optimization))
+
         # 3. the evaluator, for verify, eval and runtime guards
         evaluator_entry = None
         ev_session = None
@@ -300,6 +313,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                              "shape": ["batch", *shape], "range": list(OUTPUT_RANGE)}],
                 "batchnorm": "folded into the preceding layers (eval-mode statistics)",
                 "exporter": how["exporter"],
+                "optimization": optimization,
                 "weights": ("exponential moving average of the generator"
                             if info["exported_weights"] == "generator_ema"
                             else "the generator's trained weights"),
@@ -363,7 +377,8 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     return ExportResult(out=Path(cfg.out), opset=cfg.opset, exporter=how["exporter"],
                         variants=variants, files=files, golden_sets=len(sets),
                         evaluator=evaluator_entry is not None,
-                        manifest=Path(cfg.out) / MANIFEST, notes=notes, sampler=sampler)
+                        manifest=Path(cfg.out) / MANIFEST, optimization=optimization,
+                        notes=notes, sampler=sampler)
 
 
 def _training_record(info: dict[str, Any]) -> dict[str, Any]:
@@ -374,6 +389,43 @@ def _training_record(info: dict[str, Any]) -> dict[str, Any]:
             "epochs": info.get("epoch"), "images": info.get("images"),
             "batch_size": train.get("batch_size"), "device": train.get("device"),
             "threads": train.get("threads")}
+
+
+def _optimize(model_path: Path, sets: list[Any], cfg: ExportConfig, z_dim: int,
+              n_classes: int) -> dict[str, Any]:
+    """Rewrite ``model_path`` in place (export.optimize). Check cases: every golden set (with
+    PyTorch's output) and fresh portable latents at batch 1 and 64 (seed + 3)."""
+    from edgegen.export.optimize import Case, optimize_model
+    from edgegen.runtime.latent import latent
+
+    cases = [Case(f"golden {i}", {"z": g.z, "label": g.label}, g.image)
+             for i, g in enumerate(sets)]
+    start = 0
+    for b in (1, 64):
+        cases.append(Case(f"fresh@{b}", {"z": latent(cfg.seed + 3, b, z_dim, start=start),
+                                         "label": (np.arange(start, start + b) % n_classes)
+                                         .astype(np.int64)}))
+        start += b
+    return optimize_model(model_path, model_path, cases, cfg.optimize)
+
+
+def _doc(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).doc_string
+
+
+def _optimization_line(opt: dict[str, Any]) -> str:
+    if not opt.get("enabled"):
+        return "graph rewrites: off (--no-optimize)"
+    if not opt["applied"]:
+        return "graph rewrites: none applied" + (f" ({opt['reverted']})" if opt.get("reverted")
+                                                 else "")
+    names = ", ".join(f"{r['name']} ×{len(r['sites'])}" for r in opt["applied"])
+    speed = "; ".join(f"batch {b}: {e['speedup']:.2f}× faster here"
+                      for b, e in opt.get("effect", {}).get("per_batch", {}).items())
+    return (f"graph rewrites: {names}; max |Δ| vs the unrewritten graph "
+            f"{opt['vs_unrewritten']['max_abs']:.1e}" + (f"; {speed}" if speed else ""))
 
 
 def _rel_or_abs(ckpt: Path, out: Path) -> str:
@@ -454,6 +506,7 @@ latent vector; it draws that digit.
 |---|---|---|---|---|
 {rows}
 
+Graph rewrites: {_rewrites_line(g.get('optimization') or {})}.
 {_sampler_card(m.get("sampler"))}Evaluator: {_evaluator_line(ev)}.
 Golden data: `golden/test_data_set_N/` (ONNX model-zoo layout) and Polygraphy JSON in `golden/`.
 
@@ -484,6 +537,16 @@ loop over the denoiser ({files}: x, t, label -> velocity; label {s['null_label']
 class): `{s['formula']}`. In Python: `g.generate([3], seed=42, steps=8, guidance=1.5)`.
 
 """
+
+
+def _rewrites_line(opt: dict[str, Any]) -> str:
+    if not opt.get("enabled"):
+        return "none (exported with --no-optimize)"
+    if not opt.get("applied"):
+        return "none applied"
+    return ", ".join(f"`{r['name']}` ({len(r['sites'])} site(s))" for r in opt["applied"]) + \
+        f" — exact within atol {opt['tolerance']['atol']:g}, rtol {opt['tolerance']['rtol']:g}" \
+        " of the unrewritten graph (manifest: `generator.optimization`)"
 
 
 def _evaluator_line(ev: dict[str, Any] | None) -> str:

@@ -1,8 +1,9 @@
 """Precision variants of the fp32 generator, and how far each one moves from it.
 
 * ``fp16`` — fp16 weights and arithmetic, fp32 inputs and outputs kept (callers change nothing);
-* ``int8`` — static QDQ quantization calibrated on portable latents (``quantize_dynamic`` would
-  leave ConvTranspose and Gemm in float), per-channel int8 weights, uint8 activations;
+* ``int8`` — static QDQ quantization of the *rewritten* graph (``export.rewrite``: its
+  convolutions run as QLinearConv), calibrated on portable latents, per-channel int8 weights,
+  uint8 activations; ops without an int8 CPU kernel stay float without Q/DQ around them;
 * an ONNX Runtime-optimized copy, kept only when offline optimization actually changes the graph.
 """
 
@@ -99,6 +100,12 @@ class _LatentReader:
         self._it = iter(self.batches)
 
 
+# ONNX Runtime's CPU provider registers no integer ConvTranspose (no QLinearConvTranspose):
+# quantized, it runs in float between DequantizeLinear/QuantizeLinear pairs that only add work
+# and, before the output's tanh, error. Left out, its output stays float.
+FLOAT_OPS = ("ConvTranspose",)
+
+
 class _FeedReader:
     """Calibration batches given as feed dicts (the denoiser's states along the sampler)."""
 
@@ -126,6 +133,7 @@ def make_int8(src: Path, dst: Path, *, seed: int, samples: int, z_dim: int,
         QuantType,
         quantize_static,
     )
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if feeds is None:
@@ -133,24 +141,37 @@ def make_int8(src: Path, dst: Path, *, seed: int, samples: int, z_dim: int,
             seed, samples, z_dim, n_classes)
     else:
         reader = type("Reader", (_FeedReader, CalibrationDataReader), {})(feeds)
+    # QGemm takes a constant bias only: a Gemm whose C is computed at run time (the
+    # embedding-into-gemm rewrite's label rows) would run in float behind a dequantized weight
+    # matrix on every call (measured 9x slower at batch 1); it stays a float Gemm.
+    model = onnx.load(str(src))
+    consts = {t.name for t in model.graph.initializer}
+    float_gemms = [n.name for n in model.graph.node if n.op_type == "Gemm"
+                   and len(n.input) > 2 and n.input[2] and n.input[2] not in consts]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         islands = fp32_islands(onnx.load(str(pre)))
-        excluded = [n for names in islands.values() for n in names]
+        excluded = [n for names in islands.values() for n in names] + float_gemms
+        ops = sorted((set(QLinearOpsRegistry) | set(QDQRegistry)) - set(FLOAT_OPS))
         quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=excluded or None,
+                        op_types_to_quantize=ops, nodes_to_exclude=excluded or None,
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    graph_ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
     # reduce_range: 7-bit weights. x86 CPUs without VNNI (AVX2) multiply u8 x s8 pairs with
     # vpmaddubsw, whose int16 sums saturate with full 8-bit weights: measured on an AVX2 CPU,
     # ONNX Runtime's fused int8 kernels then missed the QDQ graph's own float result by 0.24
     # (0.009 with reduce_range), and the browser (WebAssembly, no saturation) drew other pixels.
     out = {"format": "QDQ", "weights": "int8 per-channel symmetric, 7-bit range (reduce_range)",
            "activations": "uint8 per-tensor asymmetric", "calibration": "MinMax",
-           "calibration_samples": samples, "calibration_seed": str(seed)}
-    if excluded:
+           "calibration_samples": samples, "calibration_seed": str(seed),
+           "left_in_float": sorted(graph_ops & set(FLOAT_OPS)) + (
+               ["Gemm with a run-time C"] if float_gemms else []),
+           "float_reason": "ONNX Runtime's CPU provider has no integer kernel for them (QGemm "
+                           "takes a constant C only)"}
+    if any(islands.values()):
         out["kept_in_fp32"] = {k: len(v) for k, v in islands.items()}
     return out
 

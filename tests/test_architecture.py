@@ -19,8 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_MAY_IMPORT = {"numpy", "onnxruntime", "jsonschema"}  # besides the stdlib and itself
-# imported inside functions only, when a public key is given (declared in pyproject.toml)
-RUNTIME_OPTIONAL = {"edgegen.runtime.signature": {"model_signing"}}
+# imported inside functions only, when asked for (declared in pyproject.toml): model_signing
+# when a public key is given, openvino when the ``openvino`` provider is asked for
+RUNTIME_OPTIONAL = {"edgegen.runtime.signature": {"model_signing"},
+                    "edgegen.runtime.ov_session": {"openvino"}}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,17 @@ def test_the_runtime_imports_only_numpy_onnxruntime_and_the_standard_library(
             if top not in RUNTIME_MAY_IMPORT | RUNTIME_OPTIONAL.get(module, set()):
                 outside.add(f"{module} -> {imported}")
     assert not outside, sorted(outside)
+
+
+def test_the_openvino_exception_is_lazy() -> None:
+    """``ov_session`` imports openvino inside functions only, so importing the runtime (or the
+    module itself) never imports openvino."""
+    code = ("import sys, edgegen.runtime, edgegen.runtime.providers, edgegen.runtime.ov_session;"
+            "print('openvino' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def test_no_import_circle_anywhere_in_the_package(graph: grimp.ImportGraph) -> None:

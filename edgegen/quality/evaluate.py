@@ -259,11 +259,12 @@ def torch_runner(bundle: Bundle, provider: str, batch: int) -> tuple[Runner | No
         return None, f"PyTorch not evaluated: {why}"
     import torch
 
-    device = "cuda" if provider != "cpu" and torch.cuda.is_available() else "cpu"
+    gpu = provider in ("cuda", "tensorrt")
+    device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
     recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
     gen, _ = load_generator(ckpt, bundle.sampler, sha256=recorded)
     gen = gen.to(device)
-    note = "" if device != "cpu" or provider == "cpu" else \
+    note = "" if device != "cpu" or not gpu else \
         f"PyTorch ran on CPU: torch has no CUDA here (the ONNX variants run on {provider})"
     return Runner("torch", f"PyTorch {torch.__version__} on {device} from {ckpt}",
                   lambda z, y: generate_images(gen, z, y, device=device, batch=batch),

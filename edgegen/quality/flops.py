@@ -18,6 +18,11 @@ per step, weights stored once) counts every call, because every call is its own 
 inside subgraphs (If, Loop, Scan bodies) are counted once each, as they appear. Parameters
 (``count_params``) are the elements of the floating-point initializers (and Constant nodes): a
 weight shared by many nodes is stored, and counted, once.
+
+Useful work only: when a Conv or ConvTranspose kernel is a constant, its taps that are exactly
+zero are not counted (``prod(W.shape)`` becomes the number of nonzero weights). A rewrite that
+pads a kernel with zeros (``export.rewrite``'s DepthToSpace fold) therefore counts the same
+FLOPs as the graph it came from, and the efficiency column does not reward multiplying by zero.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 DENSE_OPS = ("Gemm", "MatMul", "Conv", "ConvTranspose")
 
@@ -113,8 +120,11 @@ def _attr(node: Any, name: str, default: int) -> int:
     return default
 
 
-def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
-    """FLOPs of one dense node, or None when a needed shape is unknown."""
+def node_flops(node: Any, shapes: dict[str, list[int] | None],
+               nonzero: dict[str, int] | None = None) -> int | None:
+    """FLOPs of one dense node, or None when a needed shape is unknown. ``nonzero``: the number
+    of nonzero elements of constant kernels, by name (see the module docstring)."""
+    nonzero = nonzero or {}
     def shape(i: int) -> list[int] | None:
         return shapes.get(node.input[i]) if len(node.input) > i else None
 
@@ -133,11 +143,13 @@ def node_flops(node: Any, shapes: dict[str, list[int] | None]) -> int | None:
     if node.op_type == "Conv":
         if b is None or y is None:
             return None
-        return 2 * math.prod(y) * math.prod(b[1:])
+        taps = nonzero.get(node.input[1], math.prod(b))
+        return 2 * math.prod(y) // b[0] * taps  # each output pixel: nonzero taps / Cout
     if node.op_type == "ConvTranspose":
         if a is None or b is None:
             return None
-        return 2 * math.prod(a) * math.prod(b[1:])
+        taps = nonzero.get(node.input[1], math.prod(b))
+        return 2 * math.prod(a) // b[0] * taps  # each input pixel: nonzero taps / Cin
     return 0
 
 
@@ -174,6 +186,7 @@ def count_flops(model: str | Path | bytes | Any, batch: int = 1) -> FlopCount:
     """Dense FLOPs of an ONNX model (path, serialized bytes or ModelProto) at ``batch``; see the
     module doc."""
     import onnx
+    from onnx import numpy_helper
 
     if isinstance(model, bytes):
         proto = onnx.load_model_from_string(model)
@@ -181,8 +194,10 @@ def count_flops(model: str | Path | bytes | Any, batch: int = 1) -> FlopCount:
         proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
     pinned = _pin_batch(proto, batch)
     shapes = _shapes(pinned)
+    nonzero = {t.name: int(np.count_nonzero(numpy_helper.to_array(t)))
+               for g in _graphs(pinned.graph) for t in g.initializer if len(t.dims) >= 3}
     dense = [n for n in _nodes(pinned.graph) if n.op_type in DENSE_OPS]
-    if any(node_flops(n, shapes) is None for n in dense):
+    if any(node_flops(n, shapes, nonzero) is None for n in dense):
         # on failure keep onnx's shapes: the nodes still unknown are reported in ``unknown``
         with contextlib.suppress(Exception):
             shapes = {**shapes, **{k: v for k, v in _shapes(pinned, symbolic=True).items()
@@ -191,7 +206,7 @@ def count_flops(model: str | Path | bytes | Any, batch: int = 1) -> FlopCount:
     for node in _nodes(pinned.graph):
         if node.op_type not in DENSE_OPS:
             continue
-        f = node_flops(node, shapes)
+        f = node_flops(node, shapes, nonzero)
         if f is None:
             count.unknown.append(node.name or node.op_type)
             continue

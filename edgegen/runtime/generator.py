@@ -119,7 +119,8 @@ class Generator:
     def load(cls, path: str | Path, provider: str | ProviderSpec = "cpu", *,
              batch_size: int = 64, public_key: str | Path | None = None) -> Generator:
         """Verify ``path`` (schema, no escaping paths or links, every sha256) and open it on
-        ``provider`` (``cpu``, ``cuda``, ``tensorrt`` or a ``ProviderSpec``; an unavailable one
+        ``provider`` (``cpu``, ``cuda``, ``tensorrt``, ``openvino`` — the OpenVINO runtime,
+        which this imports only then — or a ``ProviderSpec``; an unavailable one
         raises ``ProviderError`` rather than falling back). With ``public_key`` (a PEM file) the
         bundle must carry a valid ``bundle.sig`` by that key over exactly its files: an unsigned
         or differing bundle raises ``BundleError`` (this needs ``model-signing``). A provider
@@ -340,7 +341,8 @@ def _run(call: Any, what: str) -> Any:
     try:
         return call()
     except Exception as exc:  # noqa: BLE001 - inputs are checked; this is the model or the EP
-        raise ProviderError(f"onnxruntime failed running the {what} model: "
+        raise ProviderError(f"the runtime (ONNX Runtime or OpenVINO) failed running the {what} "
+                            "model: "
                             f"{str(exc).splitlines()[0][:300]}") from exc
 
 

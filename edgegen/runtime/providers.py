@@ -11,6 +11,12 @@ Options follow ONNX Runtime's documented provider options:
   ``trt_profile_min_shapes`` / ``trt_profile_opt_shapes`` / ``trt_profile_max_shapes`` for the
   dynamic batch, with CUDA registered after TensorRT for the nodes TensorRT does not take.
 
+* OpenVINO (``openvino``): not an ONNX Runtime execution provider but the OpenVINO runtime
+  reading the same ONNX file, behind an adapter with the subset of ``InferenceSession`` that
+  edgegen uses (``runtime/ov_session.py``, the one runtime module allowed to import
+  ``openvino``, lazily: only when this provider is asked for). Same contract: an error when it
+  is not installed, never a fallback.
+
 Imports numpy and onnxruntime only (the torch-free runtime uses it).
 """
 
@@ -30,12 +36,14 @@ EP_NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINO-CPU",  # the OpenVINO runtime's CPU plugin (runtime/ov_session.py)
 }
+NOT_ORT = ("openvino",)  # providers served by another runtime behind an ORT-like session
 
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    name: str = "cpu"  # cpu | cuda | tensorrt
+    name: str = "cpu"  # cpu | cuda | tensorrt | openvino
     device_id: int = 0
     use_tf32: bool = False  # CUDA / TensorRT: TF32 matmuls break fp32 parity
     cuda_graph: bool = False
@@ -56,6 +64,9 @@ class ProviderSpec:
     # default session options and provider options (the ``ort-default`` benchmark peer). The
     # provider is still checked: a plain session never falls back silently either.
     plain: bool = False
+    # OpenVINO: batch sizes that also get a static-shape compilation (its CPU plugin runs
+    # static shapes faster); other batch sizes use the dynamic-batch compilation.
+    static_batches: tuple[int, ...] = ()
 
     @property
     def ep(self) -> str:
@@ -77,7 +88,17 @@ def ort() -> Any:
 
 
 def available() -> list[str]:
-    return list(ort().get_available_providers())
+    """ONNX Runtime's execution providers, and OpenVINO's name when the package is present
+    (found without importing it; ``require_providers`` imports it when it is asked for)."""
+    import importlib.util
+
+    have = list(ort().get_available_providers())
+    try:
+        if importlib.util.find_spec("openvino") is not None:
+            have.append(EP_NAMES["openvino"])
+    except (ImportError, ValueError):  # a broken or blocked install
+        pass
+    return have
 
 
 _INSTALL_HINT = {
@@ -85,6 +106,7 @@ _INSTALL_HINT = {
             "on a machine with an NVIDIA GPU",
     "tensorrt": "install TensorRT and an onnxruntime-gpu build with TensorRT support "
                 "(`pip install -e .[gpu]`)",
+    "openvino": "install the OpenVINO runtime (`pip install -e .[openvino]`)",
 }
 
 
@@ -94,6 +116,11 @@ def require_providers(names: tuple[str, ...] | list[str]) -> list[str]:
     have = available()
     for name in names:
         ep = ProviderSpec(name=name).ep  # a ProviderError for an unknown name
+        if name == "openvino":
+            from edgegen.runtime.ov_session import import_openvino
+
+            import_openvino()  # a ProviderError with the install hint when it does not import
+            continue
         if ep not in have:
             hint = _INSTALL_HINT.get(name, "")
             raise ProviderError(f"provider {name!r} ({ep}) is not available in this onnxruntime "
@@ -200,6 +227,8 @@ def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None, *,
     ep = spec.ep
     rt = ort()
     require_providers([spec.name])
+    if spec.name == "openvino":
+        return _openvino_session(model, spec)
     if spec.name in ("cuda", "tensorrt"):
         _preload_cuda_libraries()
     where = name or ("<bytes>" if isinstance(model, bytes) else str(model))
@@ -220,6 +249,21 @@ def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None, *,
                             f"{where}: the provider failed to initialise (check the "
                             "CUDA/cuDNN/TensorRT libraries); refusing a silent CPU run")
     return session
+
+
+def _openvino_session(model: str | Path | bytes, spec: ProviderSpec) -> Any:
+    from edgegen.runtime.ov_session import OpenVINOSession
+
+    where = "<bytes>" if isinstance(model, bytes) else str(model)
+    try:
+        return OpenVINOSession(model, threads=0 if spec.plain else spec.intra_op_threads,
+                               static_batches=spec.static_batches,
+                               profile_dir=spec.profile_dir)
+    except ProviderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError and others
+        raise ProviderError(f"openvino could not compile {where}: "
+                            f"{str(exc).splitlines()[0][:300]}") from exc
 
 
 def profile_events(model: str | Path | bytes, spec: ProviderSpec,
@@ -256,5 +300,6 @@ def node_placement(model: str | Path | bytes, spec: ProviderSpec, feeds: dict[st
     counts: dict[str, int] = {}
     for n in nodes.values():
         counts[n["provider"]] = counts.get(n["provider"], 0) + 1
-    providers = [spec.ep] if spec.name == "cpu" else [spec.ep, "CPUExecutionProvider"]
+    providers = [spec.ep] if spec.name in ("cpu", *NOT_ORT) else [spec.ep,
+                                                                 "CPUExecutionProvider"]
     return {"providers": providers, "node_counts": counts, "nodes": nodes}

@@ -10,7 +10,8 @@ import pytest
 from edgegen.benchmarks import BenchConfig, bench
 from edgegen.runtime.errors import BundleError, ConfigError, ProviderError
 
-FAST = dict(iters=3, warmup_iters=1, warmup_s=0.0, rounds=2, measure_matmul=False)
+FAST = dict(iters=3, warmup_iters=1, warmup_s=0.0, rounds=2, measure_matmul=False,
+            noise_window_s=0.0)
 
 
 def test_offline_report(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -54,11 +55,70 @@ def test_matmul_yardstick_and_efficiency(tiny_bundle: Path) -> None:
                           **{**FAST, "measure_matmul": True}))
     x = r.results[0]
     assert r.matmul is not None and x.speedup_p50 is None  # no PyTorch peer, no ratio
-    assert len(r.matmul.measurements) == 2  # at the start and at the end; the best counts
+    # at the start, after each of the 2 interleaved rounds and at the end; the best counts
+    assert len(r.matmul.measurements) == 4
     assert r.matmul.gflops == max(r.matmul.measurements)
     assert x.matmul_fraction == pytest.approx(x.achieved_gflops / r.matmul.gflops)
     assert x.achieved_gflops == pytest.approx(
         r.flops["per_image"] * x.latency.images_per_s / 1e9)
+
+
+def test_noise_is_recorded_before_during_and_after(tiny_bundle: Path) -> None:
+    r = bench(BenchConfig(bundle=tiny_bundle, batches=(1, 2), precisions=("fp32",),
+                          peers=("ort-default",), **{**FAST, "measure_matmul": True,
+                                                     "noise_window_s": 0.05}))
+    labels = [s.label for s in r.noise.samples]
+    assert labels[0] == "before (idle)" and labels[-1] == "after (idle)"
+    assert {"batch 1 round 1", "batch 1 round 2", "batch 2 round 1", "batch 2 round 2"} \
+        <= set(labels)
+    rounds = [s for s in r.noise.samples if s.label.startswith("batch")]
+    assert all(s.matmul_gflops and s.matmul_gflops > 0 for s in rounds)  # interleaved
+    for s in r.noise.samples:
+        assert s.seconds > 0
+        if s.others is not None:  # Linux: /proc/stat
+            assert 0.0 <= s.others <= 1.0 and 0.0 <= s.steal <= 1.0
+            assert len(s.load_average) == 3
+    data = json.loads(r.to_json())["noise"]
+    assert set(data) >= {"samples", "thresholds", "noisy", "reasons", "summary"}
+    assert data["thresholds"]["others"] == 0.10 and isinstance(data["noisy"], bool)
+    assert data["samples"][0]["label"] == "before (idle)"
+    assert data["summary"]["yardstick_gflops"][0] <= data["summary"]["yardstick_gflops"][1]
+    assert data["noisy"] == bool(data["reasons"])
+
+
+def test_noise_verdict_follows_the_thresholds() -> None:
+    from edgegen.benchmarks.noise import NoiseRecord, NoiseSample
+
+    quiet = NoiseRecord([NoiseSample("before (idle)", 1.0, 0.01, 0.0, [0.1, 0.1, 0.1],
+                                     {"min": 2400.0, "mean": 2400.0, "max": 2400.0}, None),
+                         NoiseSample("batch 1 round 1", 1.0, 0.05, 0.01, None, None, 400.0),
+                         NoiseSample("batch 1 round 2", 1.0, 0.02, 0.0, None, None, 420.0)])
+    quiet.judge()
+    assert not quiet.noisy and quiet.reasons == []
+    busy = NoiseRecord([NoiseSample("before (idle)", 1.0, 0.45, 0.03, None, None, None),
+                        NoiseSample("batch 1 round 1", 1.0, 0.0, 0.0, None, None, 200.0),
+                        NoiseSample("batch 1 round 2", 1.0, 0.0, 0.0, None, None, 400.0)])
+    busy.judge()
+    assert busy.noisy and len(busy.reasons) == 3
+    assert "45%" in busy.reasons[0] and "before (idle)" in busy.reasons[0]
+
+
+def test_plain_peers_run_the_unrewritten_export(tiny_bundle: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from edgegen.benchmarks.runners import plain_export
+    from edgegen.runtime.bundle import load_bundle
+
+    plain = plain_export(load_bundle(tiny_bundle), tmp_path)
+    ops = [n.op_type for n in onnx.load(str(plain)).graph.node]
+    assert ops.count("ConvTranspose") == 2 and "DepthToSpace" not in ops
+    shipped = [n.op_type for n in onnx.load(str(tiny_bundle / "model.onnx")).graph.node]
+    assert shipped.count("Conv") == 4 and shipped.count("ConvTranspose") == 1
+    r = bench(BenchConfig(bundle=tiny_bundle, batches=(2,), precisions=("fp32",),
+                          peers=("ort-plain", "openvino-plain"), **FAST))
+    assert not r.failures
+    assert {x.contender for x in r.results} >= {"edgegen", "ort-plain"}
+    assert "openvino-plain" in {x.contender for x in r.results} | set(r.unavailable)
 
 
 def test_server_scenario(tiny_bundle: Path) -> None:

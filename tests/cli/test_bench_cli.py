@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from edgegen.cli.app import app
 
 runner = CliRunner()
-FAST = ["--iters", "3", "--warmup-iters", "1", "--warmup-s", "0", "--rounds", "1"]
+FAST = ["--iters", "3", "--warmup-iters", "1", "--warmup-s", "0", "--rounds", "1",
+        "--noise-window", "0"]
 
 
 def test_table_json_and_plot(tiny_bundle: Path, tmp_path: Path) -> None:
