@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgegen import __version__
+from edgegen.training.torch_utils import pin_numerics_env
 
 app = typer.Typer(
     name="edgegen",
@@ -42,4 +43,7 @@ _register()
 
 
 def main() -> None:
+    # Before anything imports torch: the numerics settings that GNU OpenMP and MKL read once
+    # (edgegen.training.torch_utils). torchrun's workers run this too, and inherit them.
+    pin_numerics_env()
     app()

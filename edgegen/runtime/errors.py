@@ -42,6 +42,12 @@ class RuntimeInputError(EdgegenError, ValueError):
     """Bad input to the torch-free runtime (labels out of range, NaN latents...)."""
 
 
+class DistributedError(EdgegenError):
+    """A training process lost the others (one was killed or hung) or could not join them."""
+
+    exit_code = 1
+
+
 class CheckFailed(EdgegenError):
     """A gate failed: parity, fidelity or FID outside the requested bounds (exit code 1)."""
 

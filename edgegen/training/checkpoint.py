@@ -56,10 +56,20 @@ def read_info(run: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(run: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (info, tensors) of the checkpoint in ``run`` (a run folder or the file itself)."""
+    path = _existing(run)
+    return parse_checkpoint(path.read_bytes(), path)
+
+
+def read_checkpoint_bytes(run: str | Path) -> bytes:
+    """The bytes of the checkpoint in ``run`` (a CheckpointError when there is none)."""
+    return _existing(run).read_bytes()
+
+
+def parse_checkpoint(raw: bytes, path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(info, tensors) of checkpoint bytes ``raw`` read from ``path`` (named in errors)."""
     from safetensors.torch import load
 
-    path = _existing(run)
-    raw = path.read_bytes()
+    path = Path(path)
     try:
         tensors = load(raw)
         header_len = int.from_bytes(raw[:8], "little")
