@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -33,8 +34,11 @@ RESTARTS_HELP = ("With --nproc-per-node: restart the processes up to this many t
 def _launch(ctx: typer.Context, command: str, nproc: int, max_restarts: int,
             out: Path) -> None:
     """Run ``command`` again under torchrun on ``nproc`` processes; exit with its code."""
-    args = [command, *forwarded_args(ctx, LAUNCH_OPTIONS)]
-    rc = run_torchrun(args, nproc, max_restarts)
+    import signal
+
+    launched = run_torchrun([command, *forwarded_args(ctx, LAUNCH_OPTIONS)], nproc,
+                            max_restarts)
+    rc = launched.returncode
     if rc:
         where = out / CHECKPOINT_NAME
         if where.is_file():
@@ -44,14 +48,18 @@ def _launch(ctx: typer.Context, command: str, nproc: int, max_restarts: int,
             except Exception:  # noqa: BLE001 - the message must not fail on a bad file
                 state = "unreadable"
             kept = (f"The last checkpoint, {where} ({state}), is intact: continue with "
-                    f"`edgegen {command} --resume {out}` on any number of processes, or add "
-                    "--max-restarts K to resume by itself."
+                    f"`edgegen {command} --resume {out}` on any number of processes"
+                    + (", or add --max-restarts K to resume by itself." if not launched.signal
+                       else ".")
                     if command == "train" else f"{where} ({state}) is untouched.")
         else:
             kept = f"No checkpoint was written to {out}."
-        err_console.print(f"[bold red]error:[/] the {nproc} training processes failed (torchrun "
-                          f"exit code {rc}; its report above names the rank and the cause). "
-                          f"{kept}", highlight=False, soft_wrap=True)
+        what = (f"the {nproc} training processes were stopped by "
+                f"{signal.Signals(launched.signal).name}" if launched.signal else
+                f"the {nproc} training processes failed (torchrun exit code {rc}; its report "
+                "above names the rank and the cause)")
+        err_console.print(f"[bold red]error:[/] {what}. {kept}", highlight=False,
+                          soft_wrap=True)
     raise typer.Exit(rc)
 
 
@@ -104,7 +112,9 @@ def train_command(
                               "--max-restarts K -m edgegen train ... yourself)")
         if nproc_per_node is not None:
             check_launch(nproc_per_node, max_restarts or 0)
-            check_config(cfg, nproc_per_node)
+            # a resumed run keeps its global batch: that is the one that must divide
+            stored = read_info(cfg.out)["train"]["batch_size"] if cfg.resume else batch_size
+            check_config(replace(cfg, batch_size=stored), nproc_per_node)
     if nproc_per_node is not None:
         _launch(ctx, "train", nproc_per_node, max_restarts or 0, cfg.out)
     with errors_to_exit(), (progress_display("train") if main else nullcontext(None)) as shown:

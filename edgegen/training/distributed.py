@@ -39,6 +39,8 @@ from typing import Any
 
 from edgegen.runtime import errors
 from edgegen.runtime.errors import ConfigError, DistributedError, EdgegenError
+from edgegen.training.torch_utils import device as torch_device
+from edgegen.training.torch_utils import setup_torch
 
 DEFAULT_TIMEOUT_S = 180.0  # a collective waits this long for a rank that hangs (not one that died)
 
@@ -266,13 +268,26 @@ class World:
             self._bn_group = self._cpu_group = None
 
 
+@contextmanager
+def joined(device_name: str, threads: int | None,
+           timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[World]:
+    """A training stage's process setup: torch's numerics pinned (``setup_torch``), this
+    process's ``World`` (joining the process group when torchrun started several), lost peers
+    turned into ``DistributedError``s, the World's groups left at the end."""
+    setup_torch(device_name, threads)
+    world = start_world(device_name, timeout_s)
+    try:
+        with world.guard():
+            yield world
+    finally:
+        world.close()
+
+
 def start_world(device_name: str, timeout_s: float = DEFAULT_TIMEOUT_S,
                 env: Mapping[str, str] | None = None) -> World:
     """The ``World`` of this process: joins the process group when torchrun started more than
     one process (gloo on CPU, NCCL on CUDA); the device is ``cuda:LOCAL_RANK`` for CUDA."""
     import torch
-
-    from edgegen.training.torch_utils import device as torch_device
 
     launch = Launch.from_env(env)
     dev = torch_device(device_name)

@@ -35,9 +35,9 @@ from edgegen.training.checkpoint import (
     module_tensors,
     save_checkpoint,
 )
-from edgegen.training.distributed import check_global_batch, start_world
+from edgegen.training.distributed import check_global_batch, joined
 from edgegen.training.draws import Draws, DrawSource
-from edgegen.training.torch_utils import sample_images, seed_for, setup_torch
+from edgegen.training.torch_utils import sample_images, seed_for
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -104,13 +104,8 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
     """Train the evaluator as ``cfg`` says, on this process or on every process torchrun
     started; see the module docstring."""
     check_evaluator_config(cfg)
-    setup_torch(cfg.device, cfg.threads)
-    world = start_world(cfg.device, cfg.dist_timeout_s)
-    try:
-        with world.guard():
-            return _train_evaluator(cfg, world, on_progress if world.main else None)
-    finally:
-        world.close()
+    with joined(cfg.device, cfg.threads, cfg.dist_timeout_s) as world:
+        return _train_evaluator(cfg, world, on_progress if world.main else None)
 
 
 def _train_evaluator(cfg: EvaluatorConfig, world: Any, on_progress: ProgressFn | None

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from edgegen.runtime.errors import ConfigError
 
@@ -55,18 +56,26 @@ def check_launch(nproc: int, max_restarts: int) -> None:
                           "--nproc-per-node")
 
 
+@dataclass(frozen=True)
+class LaunchResult:
+    returncode: int  # torchrun's exit code; 128 + n when signal n ended it
+    signal: int | None = None  # the signal we passed on to torchrun, if any
+
+
 def run_torchrun(args: Sequence[str], nproc: int, max_restarts: int = 0,
-                 env: Mapping[str, str] | None = None) -> int:
-    """Run ``edgegen <args>`` on ``nproc`` processes of this machine through torchrun; returns
-    torchrun's exit code (``128 + n`` when signal ``n`` ended it)."""
+                 env: Mapping[str, str] | None = None) -> LaunchResult:
+    """Run ``edgegen <args>`` on ``nproc`` processes of this machine through torchrun and wait
+    for it; signals sent to this process meanwhile are passed on."""
     check_launch(nproc, max_restarts)
     cmd = torchrun_command(args, nproc, max_restarts)
     # A session of its own: a Ctrl-C in the terminal reaches torchrun once, through us.
     proc = subprocess.Popen(cmd, env=dict(os.environ if env is None else env),
                             start_new_session=True)
     previous = {}
+    received: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
+        received.append(signum)
         if proc.poll() is None:
             proc.send_signal(signum)
 
@@ -92,4 +101,4 @@ def run_torchrun(args: Sequence[str], nproc: int, max_restarts: int = 0,
                 proc.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return rc if rc >= 0 else 128 - rc
+    return LaunchResult(rc if rc >= 0 else 128 - rc, received[0] if received else None)

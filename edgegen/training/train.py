@@ -70,9 +70,9 @@ from edgegen.training.checkpoint import (
     read_checkpoint_bytes,
     save_checkpoint,
 )
-from edgegen.training.distributed import check_global_batch, start_world
+from edgegen.training.distributed import check_global_batch, joined
 from edgegen.training.draws import Draws, DrawSource
-from edgegen.training.torch_utils import sample_images, seed_for, setup_torch
+from edgegen.training.torch_utils import sample_images, seed_for
 
 DEFAULT_ARCH = "cdcgan"
 # Sound defaults per architecture: Adam 2e-4, betas (0.5, 0.999) for the GANs (Radford et al.).
@@ -187,13 +187,8 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
     """Train (or resume) a generator run as ``cfg`` says, on this process or on every process
     torchrun started; see the module docstring."""
     check_config(cfg)
-    setup_torch(cfg.device, cfg.threads)
-    world = start_world(cfg.device, cfg.dist_timeout_s)
-    try:
-        with world.guard():
-            return _train(cfg, world, on_progress if world.main else None)
-    finally:
-        world.close()
+    with joined(cfg.device, cfg.threads, cfg.dist_timeout_s) as world:
+        return _train(cfg, world, on_progress if world.main else None)
 
 
 def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> TrainResult:
@@ -242,11 +237,16 @@ def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> Trai
     # sample grids, is measured, and is what gets exported (BatchNorm statistics are copied).
     ema = (copy.deepcopy(nets["generator"]).eval().requires_grad_(False)
            if cfg.arch != "cvae" and cfg.ema_decay > 0 else None)
+    if cfg.arch == "cdcgan" and not cfg.aux_weight:
+        # No loss uses the class head: it gets no gradient (Adam would skip it anyway), and DDP
+        # must not wait for one.
+        nets["discriminator"].cls.requires_grad_(False)
     source = DrawSource()
     for net in nets.values():
         convert_dropout(net, source)  # dropout masks per sample, from the step's Draws
     world.prepare(nets)  # BatchNorm over the global batch on several processes
-    opts = {k: torch.optim.Adam(v.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opts = {k: torch.optim.Adam([p for p in v.parameters() if p.requires_grad], lr=cfg.lr,
+                                betas=(cfg.beta1, cfg.beta2))
             for k, v in nets.items()}
     state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "images": 0}
     if info:

@@ -266,3 +266,19 @@ def test_torchrun_restarts_the_processes_and_the_run_resumes_by_itself(
     assert all(torch.equal(restarted[k], straight[k]) for k in straight)  # bitwise: exact resume
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").open()]
     assert steps == sorted(set(steps))  # the lines after the checkpoint were not kept twice
+
+
+def test_the_launcher_passes_sigterm_on_and_leaves_no_process(idx_dir: Path, tmp_path: Path,
+                                                              launch) -> None:
+    run = tmp_path / "run"
+    launched = launch(["--nproc-per-node", "2", "--arch", "cmlp", "--width", "8",
+                       "--batch-size", "32", "--max-steps", "100000", "--checkpoint-every", "5",
+                       "--threads", "1", "--out", str(run), "--data-dir", str(idx_dir)])
+    _wait_for_step(run, 5, launched)
+    workers = launched.workers()
+    assert len(workers) == 2
+    launched.proc.send_signal(signal.SIGTERM)
+    rc = launched.wait(timeout=STOP_BOUND_S)
+    assert rc != 0 and "stopped by SIGTERM" in launched.output(), launched.output()
+    assert not [p for p in workers if Path(f"/proc/{p}").exists()]
+    assert read_info(run)["step"] >= 5
