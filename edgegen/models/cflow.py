@@ -138,6 +138,12 @@ class Generator(nn.Module):
     def set_sampler(self, steps: int, guidance: float) -> None:
         self.steps, self.guidance = check_steps(steps), check_guidance(guidance)
 
+    def predict(self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """The network's velocity ``[B, C, H, W]`` at per-sample times ``t: [B]`` for labels
+        ``[B]`` (the null class allowed), unguided: what training regresses. A method of the
+        generator so that on several processes the call goes through its DDP wrapper."""
+        return self.net(x, t, label)
+
     def velocity(self, x: torch.Tensor, t: float, label: torch.Tensor) -> torch.Tensor:
         """The guided velocity at time ``t`` (a grid value): one call of the UNet, on the
         doubled batch ``[x; x]`` with labels ``[label; null]`` when guidance != 1."""

@@ -51,6 +51,12 @@ class OutputError(EdgegenError):
         self.text = text
 
 
+class DistributedError(EdgegenError):
+    """A training process lost the others (one was killed or hung) or could not join them."""
+
+    exit_code = 1
+
+
 class CheckFailed(EdgegenError):
     """A gate failed: parity, fidelity or FID outside the requested bounds (exit code 1)."""
 

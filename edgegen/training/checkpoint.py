@@ -59,13 +59,24 @@ def load_checkpoint(run: str | Path, *, sha256: str | None = None
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (info, tensors) of the checkpoint in ``run`` (a run folder or the file itself).
     With ``sha256`` the bytes read (and parsed: read once) must have that digest."""
-    from safetensors.torch import load
-
     path = _existing(run)
     raw = path.read_bytes()
     if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
         raise CheckpointError(f"{path} changed since it was checked (its sha256 is no longer "
                               f"{sha256[:16]}…); rerun once it is back")
+    return parse_checkpoint(raw, path)
+
+
+def read_checkpoint_bytes(run: str | Path) -> bytes:
+    """The bytes of the checkpoint in ``run`` (a CheckpointError when there is none)."""
+    return _existing(run).read_bytes()
+
+
+def parse_checkpoint(raw: bytes, path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(info, tensors) of checkpoint bytes ``raw`` read from ``path`` (named in errors)."""
+    from safetensors.torch import load
+
+    path = Path(path)
     try:
         tensors = load(raw)
         header_len = int.from_bytes(raw[:8], "little")

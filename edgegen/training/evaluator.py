@@ -3,6 +3,13 @@
 A small CNN (``edgegen.models.classifier``) trained on **real** digits only — never on generated
 images, and never used as a training signal for a generator. ``train_evaluator(cfg) ->
 EvaluatorResult`` reports its accuracy on the held-out digits, which no training step sees.
+
+Like the generator's loop (``edgegen.training.train``) it runs on one process or on every process
+torchrun started: ``batch_size`` is the global batch (each epoch drops the last, incomplete one,
+so every process count sees the same batches), the augmentation and the dropout masks of a digit
+come from its global position (``edgegen.training.draws``), BatchNorm uses the global batch, DDP
+averages the gradients, and only rank 0 measures and writes the result. A torchrun restart
+trains it again from the start (it has no intermediate checkpoint).
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ from edgegen.training.checkpoint import (
     module_tensors,
     save_checkpoint,
 )
-from edgegen.training.torch_utils import sample_images, seed_for, setup_torch
+from edgegen.training.distributed import check_global_batch, joined
+from edgegen.training.draws import Draws, DrawSource
+from edgegen.training.torch_utils import sample_images, seed_for
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -47,7 +56,8 @@ class EvaluatorConfig:
     data_dir: Path | None = None
     download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
     width: int = 32
-    threads: int | None = None
+    threads: int | None = None  # torch threads per process; None: setup_torch's default
+    dist_timeout_s: float = 180.0  # how long a collective waits for a rank that hangs
     force: bool = False
 
 
@@ -65,13 +75,12 @@ class EvaluatorResult(Report):
     checkpoint: Path
 
 
-def _augment(x: Any, gen: Any) -> Any:
+def _augment(x: Any, rnd: Draws) -> Any:
     """Random rotation (±12°), scale (0.9–1.1) and shift (±2 px) of ``x: [B, 1, 28, 28]``."""
     import torch
     import torch.nn.functional as F
 
-    b = x.shape[0]
-    u = torch.rand(b, 4, generator=gen, device=x.device) * 2 - 1  # [B, 4] in [-1, 1)
+    u = rnd.uniform("augment", 4) * 2 - 1  # [B, 4] in [-1, 1)
     ang = u[:, 0] * math.radians(12)
     scale = 1 + 0.1 * u[:, 1]
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
@@ -83,31 +92,60 @@ def _augment(x: Any, gen: Any) -> Any:
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
 
+def check_evaluator_config(cfg: EvaluatorConfig, world_size: int = 1) -> None:
+    """The checks that need no data (a ConfigError naming the option)."""
+    require_positive(cfg, "epochs", "batch_size", "lr", "max_minutes", "threads",
+                     "dist_timeout_s")
+    check_global_batch(cfg.batch_size, world_size)
+
+
 def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
                     ) -> EvaluatorResult:
+    """Train the evaluator as ``cfg`` says, on this process or on every process torchrun
+    started; see the module docstring."""
+    check_evaluator_config(cfg)
+    with joined(cfg.device, cfg.threads, cfg.dist_timeout_s) as world:
+        return _train_evaluator(cfg, world, on_progress if world.main else None)
+
+
+def _train_evaluator(cfg: EvaluatorConfig, world: Any, on_progress: ProgressFn | None
+                     ) -> EvaluatorResult:
     import torch
     import torch.nn.functional as F
 
+    from edgegen.models.classifier import DigitClassifier
     from edgegen.training.data import load_mnist, to_tensor_range
+    from edgegen.training.layers import convert_dropout
 
     emit = on_progress or (lambda event: None)
-    require_positive(cfg, "epochs", "batch_size", "lr", "max_minutes")
-    out = check_output_dir(cfg.out, "--out")
-    if (out / CHECKPOINT_NAME).exists() and not cfg.force:
-        raise ConfigError(f"{out} already holds an evaluator; pick another --out or pass --force")
-    device = setup_torch(cfg.device, cfg.threads)
+    out = Path(cfg.out)
+    device = world.device
+
+    def check_out() -> None:  # rank 0 looks at the folder, for everyone
+        check_output_dir(out, "--out")
+        if (out / CHECKPOINT_NAME).exists() and not cfg.force and not world.restarted:
+            raise ConfigError(f"{out} already holds an evaluator; pick another --out or pass "
+                              "--force")
+
+    world.from_main(check_out)
+    offset, n_local = world.shard(cfg.batch_size)
 
     data = load_mnist(cfg.data_dir, download=cfg.download)
     emit({"kind": "note", "text": data.describe()})
     x = torch.from_numpy(to_tensor_range(data.train_images)).to(device)
     y = torch.from_numpy(data.train_labels).to(device)
-    n_batches = math.ceil(len(y) / cfg.batch_size)
-
-    from edgegen.models.classifier import DigitClassifier
+    n_batches = len(y) // cfg.batch_size  # the last, incomplete batch is dropped
+    if n_batches == 0:
+        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {len(y)} "
+                          "training digits")
 
     ccfg = ClassifierConfig(width=cfg.width)
     torch.manual_seed(cfg.seed)
     model = DigitClassifier(ccfg).to(device)
+    source = DrawSource()
+    convert_dropout(model, source)
+    world.prepare({"classifier": model})
+    net = world.wrap({"classifier": model})["classifier"]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                 steps_per_epoch=n_batches)
@@ -116,29 +154,33 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
     t0, step, seen, epoch = time.perf_counter(), 0, 0, 0
     budget = (cfg.max_minutes or math.inf) * 60
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
+        net.train()
         perm = torch.from_numpy(
             np.random.default_rng(seed_for(cfg.seed, epoch, 0)).permutation(len(y))).to(device)
-        gen = torch.Generator(device=device)
-        gen.manual_seed(seed_for(cfg.seed, epoch, 1))
-        torch.manual_seed(seed_for(cfg.seed, epoch, 2))
         for b in range(n_batches):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            xb = _augment(x[idx], gen) if cfg.augment else x[idx]
-            loss = F.cross_entropy(model(xb), y[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            start = b * cfg.batch_size + offset  # global position of this rank's first digit
+            idx = perm[start:start + n_local]
+            rnd = source.current = Draws(cfg.seed, epoch, start, n_local, device)
+            try:
+                xb = _augment(x[idx], rnd) if cfg.augment else x[idx]
+                loss = F.cross_entropy(net(xb), y[idx], label_smoothing=0.05)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            finally:
+                source.current = None
             opt.step()
             sched.step()
             step += 1
-            seen += len(idx)
+            seen += cfg.batch_size
             emit({"kind": "step", "step": step, "epoch": epoch - 1,
                   "losses": {"loss": round(loss.item(), 4)},
                   "images_per_s": seen / (time.perf_counter() - t0)})
         emit({"kind": "epoch", "epoch": epoch, "losses": {"loss": round(loss.item(), 4)}})
-        if time.perf_counter() - t0 >= budget:
+        # every rank stops after the same epoch: the slowest rank's clock decides
+        if world.agree_max(time.perf_counter() - t0) >= budget:
             break
     elapsed = time.perf_counter() - t0
+    world.barrier()
 
     model.eval()
     pred_ho = predict(model, to_tensor_range(data.heldout_images), device)
@@ -150,6 +192,8 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
         train_accuracy=float(np.mean(pred_tr == data.train_labels)), epochs=epoch,
         elapsed_s=round(elapsed, 2), images_per_s=round(seen / elapsed, 1),
         data=data.describe(), checkpoint=out / CHECKPOINT_NAME)
+    if not world.main:
+        return result
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, module_tensors("classifier", model), {
         "kind": "evaluator", "arch": "digit-cnn", "model": ccfg.to_dict(),
@@ -157,6 +201,7 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
                   "data_dir": str(cfg.data_dir) if cfg.data_dir else None},
         "data": data.provenance(), "heldout_accuracy": result.heldout_accuracy,
         "per_label_accuracy": per_label, "epoch": epoch, "step": step,
+        "world_size": world.size, "threads": torch.get_num_threads(),
         "edgegen_version": __version__, "torch_version": torch.__version__,
     })
     atomic_write_text(out / "result.json", result.to_json() + "\n")
@@ -228,6 +273,7 @@ def generator_fidelity(generator: Any, evaluator: Any, z_dim: int, n: int, seed:
             "seed": seed, "per_label": [float(hit[labels == d].mean()) for d in range(10)]}
 
 
-__all__ = ["EvaluatorConfig", "EvaluatorResult", "classify", "find_evaluator",
+__all__ = ["EvaluatorConfig", "EvaluatorResult", "check_evaluator_config", "classify",
+           "find_evaluator",
            "generator_fidelity",
            "load_evaluator", "predict", "train_evaluator"]

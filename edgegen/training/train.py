@@ -1,10 +1,48 @@
-"""``edgegen train``: train a class-conditional generator, reproducibly and resumably.
+"""``edgegen train``: train a class-conditional generator, reproducibly, resumably, on one process
+or many.
 
 ``train(TrainConfig) -> TrainResult``. A run folder holds ``checkpoint.safetensors`` (weights,
 optimizer state and the run description), ``config.json``, ``metrics.jsonl`` and
-``samples/epoch_NNNN.png``. The same seed, machine and steps give bitwise identical weights:
-the data order and noise of epoch ``e`` come from generators seeded by ``(seed, e)``, and a
-checkpoint taken in the middle of an epoch stores the position and the generator states.
+``samples/epoch_NNNN.png``.
+
+**One process or many.** Started by torchrun (``RANK``, ``WORLD_SIZE``... in the environment;
+``edgegen train --nproc-per-node N`` runs torchrun itself), the loop trains with DDP
+(``edgegen.training.distributed``): ``batch_size`` is the global batch, rank ``r`` computes the
+contiguous slice ``r`` of every global batch, BatchNorm statistics are those of the global batch,
+gradients are averaged. Only rank 0 writes the checkpoint, sample grids, metrics and the final
+fidelity; every rank stops at the same step (a minute budget is agreed on by an all-reduce).
+A checkpoint holds global positions only (epoch, batch of the epoch, step, images), so a run
+written by N processes resumes on M. Restarted by torchrun (``--max-restarts``), a run resumes
+from its checkpoint by itself.
+
+**The loop.** Epoch ``e`` visits the training digits in the order of a permutation seeded by
+``(seed, e)``; global batch ``b`` holds positions ``b * batch_size ...`` of that order. Each
+step calls the family's step function::
+
+    step_fn(nets, opts, x, y, rnd, mcfg, cfg) -> dict[str, float]   # losses, for the log
+
+with this rank's slice of the batch (``x: [n, 1, 28, 28]`` in [-1, 1], ``y: [n]``), the networks
+(``nets[name]``: call them and their methods as usual; on several processes they are DDP
+proxies) and their optimizers, and ``rnd``, the slice's ``edgegen.training.draws.Draws``.
+
+**How a step function draws randomness.** Only through ``rnd``, by stream name, one row per
+sample: ``rnd.normal("z", z_dim)`` (float32 ``[n, z_dim]``), ``rnd.randint("label", 10)``
+(int64 ``[n]``), ``rnd.uniform("t")`` (float32 ``[n]`` in [0, 1)), ``rnd.normal("x0",
+*x.shape[1:])``. Each value is a function of (seed, epoch, stream name, the sample's global
+position in the epoch) — counter-based, no generator state — so the noise of a sample does not
+depend on the process count, on the batch split, or on the order of the draws, and a checkpoint
+needs no generator state. Never ``torch.randn``/``rand``/``randint`` or ``nn.Dropout`` in a step
+(the loop swaps the networks' ``nn.Dropout`` for ``SampleDropout``, which draws from ``rnd``).
+Losses are means over the slice (never sums, never divided by a global count): DDP averages the
+ranks' gradients, which is then the gradient of the global batch's mean.
+
+**Reproducible.** The same seed, steps, thread count and machine give bitwise identical weights
+(``edgegen.training.torch_utils.setup_torch`` pins what varies otherwise); the same seed on 1 or
+N processes gives the same weights up to floating-point summation order — for the families whose
+step sees the batch only through means. Two statistics are taken over each process's slice, as
+BatchNorm would be without synchronisation: cmlp's label-grouped minibatch standard deviation
+and cvae's free-bits floor (``--free-bits`` > 0); those runs match across process counts only
+approximately.
 """
 
 from __future__ import annotations
@@ -28,15 +66,17 @@ from edgegen.runtime.fileio import atomic_write_text, check_output_dir
 from edgegen.runtime.report import Report
 from edgegen.training.checkpoint import (
     CHECKPOINT_NAME,
-    load_checkpoint,
     load_module,
     load_optimizer,
     module_tensors,
     optimizer_tensors,
-    read_info,
+    parse_checkpoint,
+    read_checkpoint_bytes,
     save_checkpoint,
 )
-from edgegen.training.torch_utils import sample_images, seed_for, setup_torch
+from edgegen.training.distributed import check_global_batch, joined
+from edgegen.training.draws import Draws, DrawSource
+from edgegen.training.torch_utils import sample_images, seed_for
 
 DEFAULT_ARCH = "cdcgan"
 # Sound defaults per architecture: Adam 2e-4, betas (0.5, 0.999) for the BCE GANs (Radford et
@@ -87,9 +127,11 @@ class TrainConfig:
     time_sampling: str = "uniform"  # cflow: how t is drawn: uniform | logit-normal
     evaluator: Path | None = None  # None: <out>/../evaluator when it exists
     fidelity_samples: int = 1000
-    threads: int | None = None
+    threads: int | None = None  # torch threads per process; None: setup_torch's default
     resume: bool = False
     log_every: int = 50
+    checkpoint_every: int | None = None  # steps between checkpoints; None: each epoch only
+    dist_timeout_s: float = 180.0  # how long a collective waits for a rank that hangs
     force: bool = False  # a new run may replace an existing run folder
 
 
@@ -111,10 +153,11 @@ class TrainResult(Report):
 
 # --------------------------------------------------------------------------- config checks
 
-def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """Validate ``cfg``; for a resume, merge it with the stored config. Returns (cfg, info)."""
+def check_config(cfg: TrainConfig, world_size: int = 1) -> None:
+    """The checks that need no data and no checkpoint (a ConfigError naming the option); the
+    launcher runs them before it starts any process."""
     require_positive(cfg, "epochs", "max_steps", "max_minutes", "batch_size", "fidelity_samples",
-                     "lr", "lr_d")
+                     "lr", "lr_d", "checkpoint_every", "dist_timeout_s", "threads")
     if cfg.loss is not None and cfg.loss not in GAN_LOSSES:
         raise ConfigError(f"unknown GAN loss {cfg.loss!r}; expected one of "
                           f"{', '.join(GAN_LOSSES)}")
@@ -130,21 +173,26 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     if cfg.time_sampling not in TIME_SAMPLING:
         raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLING)}, got "
                           f"{cfg.time_sampling!r}")
-    if not cfg.resume:
+    check_global_batch(cfg.batch_size, world_size)
+
+
+def _resolve(cfg: TrainConfig, info: dict[str, Any] | None) -> TrainConfig:
+    """Validate ``cfg``; to resume from ``info`` (a checkpoint's description), merge the two."""
+    check_config(cfg)
+    if info is None:
         arch = cfg.arch or DEFAULT_ARCH
         d = ARCH_DEFAULTS[arch]
         epochs = cfg.epochs
         if epochs is None and cfg.max_steps is None and cfg.max_minutes is None:
             epochs = d["epochs"]
         lr = cfg.lr or d["lr"]
-        return replace(cfg, arch=arch, epochs=epochs, lr=lr,
+        return replace(cfg, arch=arch, epochs=epochs, lr=lr, resume=False,
                        lr_d=cfg.lr_d or d.get("lr_d", lr), loss=cfg.loss or d.get("loss"),
                        kl_weight=_given(cfg.kl_weight, d.get("kl_weight")),
                        free_bits=_given(cfg.free_bits, d.get("free_bits")),
                        beta1=d["beta1"] if cfg.beta1 is None else cfg.beta1,
-                       beta2=d["beta2"] if cfg.beta2 is None else cfg.beta2), None
+                       beta2=d["beta2"] if cfg.beta2 is None else cfg.beta2)
 
-    info = read_info(cfg.out)
     if info.get("kind") != "generator":
         raise CheckpointError(f"{cfg.out} holds a {info.get('kind')!r} run, not a generator; "
                               "resume it with the command that made it")
@@ -152,8 +200,9 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     if cfg.arch is not None and cfg.arch != stored["arch"]:
         raise ConfigError(f"{cfg.out} was trained with --arch {stored['arch']}, not {cfg.arch}; "
                           f"drop --arch or pass --arch {stored['arch']} to resume it")
-    # Everything that shapes the run comes from the checkpoint; only budgets, device, evaluator,
-    # threads and logging may change on resume.
+    # Everything that shapes the run comes from the checkpoint (the global batch included: a
+    # run resumes on any process count); only budgets, device, evaluator, threads, logging and
+    # checkpointing may change on resume.
     if stored["arch"] == "cmlp" and "d_conditioning" not in info["model"]:
         raise CheckpointError(f"{cfg.out} is a cmlp run from before its discriminator changed "
                               "(projection, spectral norm, minibatch std); its generator still "
@@ -166,6 +215,7 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
         **{k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__},
         **budgets, "out": cfg.out, "resume": True, "device": cfg.device,
         "evaluator": cfg.evaluator, "threads": cfg.threads, "log_every": cfg.log_every,
+        "checkpoint_every": cfg.checkpoint_every, "dist_timeout_s": cfg.dist_timeout_s,
         "data_dir": Path(stored["data_dir"]) if stored.get("data_dir") else None,
     })
     # runs from before these were options: one learning rate, the BCE loss, the plain ELBO
@@ -174,7 +224,7 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
                      loss=merged.loss or ("bce" if gan else None),
                      kl_weight=_given(merged.kl_weight, 1.0 if vae else None),
                      free_bits=_given(merged.free_bits, 0.0 if vae else None))
-    return merged, info
+    return merged
 
 
 def _given(value: Any, default: Any) -> Any:
@@ -184,19 +234,41 @@ def _given(value: Any, default: Any) -> Any:
 # --------------------------------------------------------------------------- the stage
 
 def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResult:
-    """Train (or resume) a generator run as ``cfg`` says; see the module docstring."""
+    """Train (or resume) a generator run as ``cfg`` says, on this process or on every process
+    torchrun started; see the module docstring."""
+    check_config(cfg)
+    with joined(cfg.device, cfg.threads, cfg.dist_timeout_s) as world:
+        return _train(cfg, world, on_progress if world.main else None)
+
+
+def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> TrainResult:
     import torch
 
     from edgegen.models.registry import build_models
     from edgegen.training.data import load_mnist, to_tensor_range
+    from edgegen.training.layers import convert_dropout
 
     emit = on_progress or (lambda event: None)
-    cfg, info = _resolve(cfg)
-    out = check_output_dir(cfg.out, "--resume" if cfg.resume else "--out")
-    if not cfg.resume and (out / CHECKPOINT_NAME).exists() and not cfg.force:
-        raise ConfigError(f"{out} already holds a run; continue it with `edgegen train --resume "
-                          f"{out}`, pick another --out, or pass --force to start over")
-    device = setup_torch(cfg.device, cfg.threads)
+    out = Path(cfg.out)
+    device = world.device
+
+    def read_run() -> bytes | None:  # rank 0 decides whether this is a resume, for everyone
+        check_output_dir(out, "--resume" if cfg.resume else "--out")
+        if cfg.resume:
+            return read_checkpoint_bytes(out)
+        if (out / CHECKPOINT_NAME).is_file():
+            if world.restarted:  # torchrun restarted the workers: continue where they were
+                return read_checkpoint_bytes(out)
+            if not cfg.force:
+                raise ConfigError(f"{out} already holds a run; continue it with `edgegen train "
+                                  f"--resume {out}`, pick another --out, or pass --force to "
+                                  "start over")
+        return None
+
+    raw = world.from_main(read_run)
+    info, tensors = parse_checkpoint(raw, out / CHECKPOINT_NAME) if raw else (None, {})
+    cfg = _resolve(cfg, info)
+    offset, n_local = world.shard(cfg.batch_size)
 
     data = load_mnist(cfg.data_dir, download=cfg.download)
     emit({"kind": "note", "text": data.describe()})
@@ -210,19 +282,26 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
     assert cfg.arch is not None
     mcfg = (ModelConfig.from_dict(info["model"]) if info else
             model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width))
-    torch.manual_seed(cfg.seed)  # initial weights
+    torch.manual_seed(cfg.seed)  # initial weights (the same on every rank)
     nets = {k: v.to(device) for k, v in build_models(mcfg).items()}
-    opts = {k: torch.optim.Adam(v.parameters(), lr=cfg.lr_d if k == "discriminator" else cfg.lr,
-                                betas=(cfg.beta1, cfg.beta2))
-            for k, v in nets.items()}
     # The GANs keep an exponential moving average of the generator's weights; it draws the
     # sample grids, is measured, and is what gets exported (BatchNorm statistics are copied).
     ema = (copy.deepcopy(nets["generator"]).eval().requires_grad_(False)
            if cfg.arch != "cvae" and cfg.ema_decay > 0 else None)
+    if cfg.arch == "cdcgan" and not cfg.aux_weight:
+        # No loss uses the class head: it gets no gradient (Adam would skip it anyway), and DDP
+        # must not wait for one.
+        nets["discriminator"].cls.requires_grad_(False)
+    source = DrawSource()
+    for net in nets.values():
+        convert_dropout(net, source)  # dropout masks per sample, from the step's Draws
+    world.prepare(nets)  # BatchNorm over the global batch on several processes
+    opts = {k: torch.optim.Adam([p for p in v.parameters() if p.requires_grad],
+                                lr=cfg.lr_d if k == "discriminator" else cfg.lr,
+                                betas=(cfg.beta1, cfg.beta2))
+            for k, v in nets.items()}
     state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "images": 0}
-    rng_states: dict[str, Any] = {}
     if info:
-        _, tensors = load_checkpoint(out)
         for k, net in nets.items():
             load_module(k, net, tensors, out)
         if ema is not None:
@@ -230,20 +309,30 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         for k, opt in opts.items():
             load_optimizer(f"optim.{k}", opt, tensors, info["optim_groups"][k])
         state.update({k: info[k] for k in state})
-        rng_states = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
-        _truncate_metrics(out / "metrics.jsonl", state["step"])
+        if world.main:
+            _truncate_metrics(out / "metrics.jsonl", state["step"])
         emit({"kind": "note", "text": f"resuming {out} at epoch {state['epoch']}, batch "
-                                      f"{state['batch']}, step {state['step']}"})
-    elif out.exists() and cfg.force:
+                                      f"{state['batch']}, step {state['step']}"
+                                      + (f" (restart {world.launch.restart_count})"
+                                         if world.restarted else "")})
+    elif world.main and out.exists():  # a new run: nothing of an earlier one may remain
         for stale in ("metrics.jsonl", CHECKPOINT_NAME):
             (out / stale).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+    if world.size > 1:
+        emit({"kind": "note", "text": f"{world.size} processes ({device.type}), global batch "
+                                      f"{cfg.batch_size} = {world.size} x {n_local}"})
+    wrapped = world.wrap(nets)  # what the step function calls: DDP proxies on several ranks
 
     run_cfg = {**asdict(cfg), "out": str(out), "resume": False, "force": False,
                "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "evaluator": None}
     step_fn = {"cvae": _vae_step, "cflow": _flow_step}.get(cfg.arch, _gan_step)
+    ckpt = out / CHECKPOINT_NAME
 
     def snapshot(finished: bool) -> Path:
+        if not world.main:
+            return ckpt
         tensors = {}
         groups = {}
         for k, net in nets.items():
@@ -253,12 +342,12 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         for k, opt in opts.items():
             flat, groups[k] = optimizer_tensors(f"optim.{k}", opt)
             tensors.update(flat)
-        for k, v in rng_states.items():
-            tensors[f"rng.{k}"] = v
         return save_checkpoint(out, tensors, {
             "kind": "generator", "arch": cfg.arch, "model": mcfg.to_dict(), "train": run_cfg,
             "data": data.provenance(), "optim_groups": groups, "finished": finished,
-            **state, "edgegen_version": __version__, "torch_version": torch.__version__,
+            **state, "world_size": world.size, "threads": torch.get_num_threads(),
+            "randomness": "edgegen.draws/1",
+            "edgegen_version": __version__, "torch_version": torch.__version__,
             "python": platform.python_version(), "saved_at": time.time(),
         })
 
@@ -270,7 +359,6 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
     losses: dict[str, float] = {}
     samples: list[Path] = []
     stopped_by = ""
-    ckpt = out / CHECKPOINT_NAME
     while not stopped_by:
         if cfg.epochs is not None and state["epoch"] >= cfg.epochs:
             stopped_by = "epochs"
@@ -278,44 +366,53 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         e = state["epoch"]
         perm = torch.from_numpy(
             np.random.default_rng(seed_for(cfg.seed, e, 0)).permutation(len(y_all))).to(device)
-        gen = torch.Generator(device=device)
-        gen.manual_seed(seed_for(cfg.seed, e, 1))
-        torch.manual_seed(seed_for(cfg.seed, e, 2))  # dropout in the discriminators
-        if state["batch"] and rng_states:  # mid-epoch resume: restore the exact streams
-            gen.set_state(rng_states["noise"])
-            torch.set_rng_state(rng_states["global"])
         for b in range(state["batch"], n_batches):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            losses = step_fn(nets, opts, x_all[idx], y_all[idx], gen, mcfg, cfg)
+            start = b * cfg.batch_size + offset  # global position of this rank's first sample
+            idx = perm[start:start + n_local]
+            source.current = Draws(cfg.seed, e, start, n_local, device)
+            try:
+                losses = step_fn(wrapped, opts, x_all[idx], y_all[idx], source.current, mcfg,
+                                 cfg)
+            finally:
+                source.current = None
             if ema is not None:
                 _update_ema(ema, nets["generator"], cfg.ema_decay, state["step"])
             state["step"] += 1
             state["batch"] = b + 1
             state["images"] += cfg.batch_size
-            state["elapsed_s"] = elapsed0 + time.perf_counter() - t_start
+            elapsed = elapsed0 + time.perf_counter() - t_start
+            # Every rank stops at the same step: the minute budget is judged on the slowest
+            # rank's clock (one all-reduce per step, only when there is such a budget).
+            state["elapsed_s"] = world.agree_max(elapsed) if cfg.max_minutes else elapsed
             ips = (state["images"] - images0) / max(time.perf_counter() - t_start, 1e-9)
             if state["step"] % cfg.log_every == 0 or b == n_batches - 1:
-                _append_metrics(out, {"step": state["step"], "epoch": e, **losses,
-                                      "images_per_s": round(ips, 1),
-                                      "elapsed_s": round(state["elapsed_s"], 2)})
+                row = world.mean(losses)  # the global batch's losses, the same on any count
+                if world.main:
+                    _append_metrics(out, {"step": state["step"], "epoch": e,
+                                          **{k: round(v, 5) for k, v in row.items()},
+                                          "images_per_s": round(ips, 1),
+                                          "elapsed_s": round(state["elapsed_s"], 2)})
             emit({"kind": "step", "step": state["step"], "epoch": e, "losses": losses,
                   "images_per_s": ips})
             if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
                 stopped_by = "max_steps"
             elif state["elapsed_s"] >= budget_s:
                 stopped_by = "max_minutes"
-            if stopped_by and state["batch"] < n_batches:
-                rng_states = {"noise": gen.get_state(), "global": torch.get_rng_state()}
-                ckpt = snapshot(finished=True)
-                break
+            if state["batch"] < n_batches:
+                if stopped_by:
+                    ckpt = snapshot(finished=True)
+                    break
+                if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                    ckpt = snapshot(finished=False)
         if state["batch"] == n_batches:  # epoch complete
             state["epoch"] += 1
             state["batch"] = 0
-            rng_states = {}
-            shown = ema if ema is not None else nets["generator"]
-            samples.append(_sample_grid(shown, mcfg, out, state["epoch"], device))
+            if world.main:
+                shown = ema if ema is not None else nets["generator"]
+                samples.append(_sample_grid(shown, mcfg, out, state["epoch"], device))
             ckpt = snapshot(finished=bool(stopped_by) or state["epoch"] == cfg.epochs)
             emit({"kind": "epoch", "epoch": state["epoch"], "losses": losses})
+    world.barrier()  # the last checkpoint is on disk before any rank leaves
 
     elapsed = state["elapsed_s"] - elapsed0
     result = TrainResult(
@@ -323,6 +420,8 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         elapsed_s=round(elapsed, 2),
         images_per_s=round((state["images"] - images0) / elapsed, 1) if elapsed > 0 else 0.0,
         last_losses=losses, data=data.describe(), checkpoint=ckpt, samples=samples)
+    if not world.main:
+        return result
 
     from edgegen.training.evaluator import find_evaluator
 
@@ -366,7 +465,7 @@ def _update_ema(ema: Any, live: Any, decay: float, step: int) -> None:
             be.copy_(bl)
 
 
-def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
+def _gan_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelConfig,
               cfg: TrainConfig) -> dict[str, float]:
     """One discriminator step on real + detached fakes, then one generator step.
 
@@ -381,10 +480,9 @@ def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     G, D = nets["generator"], nets["discriminator"]
     G.train()
     D.train()
-    b = x.shape[0]
-    z = torch.randn(b, mcfg.z_dim, generator=gen, device=x.device)
-    y_fake = y if mcfg.mbstd else \
-        torch.randint(0, mcfg.n_classes, (b,), generator=gen, device=x.device)
+    z = rnd.normal("z", mcfg.z_dim)  # [B, z_dim]
+    # with the label-grouped minibatch std, fakes take the batch's real labels
+    y_fake = y if mcfg.mbstd else rnd.randint("label", mcfg.n_classes)  # [B]
     fake = G(z, y_fake)  # [B, 1, 28, 28]
 
     adv_real, cls_real = D(x, y)
@@ -414,7 +512,7 @@ def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     return {"loss_d": round(loss_d.item(), 5), "loss_g": round(loss_g.item(), 5)}
 
 
-def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
+def _vae_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelConfig,
               cfg: TrainConfig) -> dict[str, float]:
     """ELBO step: Bernoulli reconstruction (sigmoid(2a) = (tanh(a) + 1) / 2) + beta * KL.
 
@@ -429,7 +527,7 @@ def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     enc.train()
     dec.train()
     mu, logvar = enc(x, y)  # [B, z_dim] each
-    eps = torch.randn(mu.shape, generator=gen, device=x.device)
+    eps = rnd.normal("eps", *mu.shape[1:])  # [B, z_dim]
     code = mu + eps * torch.exp(0.5 * logvar)
     a = dec.decode_logits(code, y)  # [B, 1, 28, 28]
     b = x.shape[0]
@@ -449,32 +547,32 @@ def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
             "kl": round(kl.item(), 4)}
 
 
-def _flow_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfig,
+def _flow_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelConfig,
                cfg: TrainConfig) -> dict[str, float]:
     """Conditional flow matching (rectified flow): regress the velocity ``x1 - x0`` at
     ``x_t = (1 - t) x0 + t x1`` (``x0`` noise, ``x1 = x`` the digits); a ``label_dropout`` share
     of labels becomes the null class so that guidance has an unconditional velocity. The
-    noise, ``t`` and the dropout are all drawn from ``gen``, in this order."""
+    noise, ``t`` and the dropout are drawn per sample from ``rnd`` (streams x0, t, drop_label)."""
     import torch
     import torch.nn.functional as F
 
-    net = nets["generator"].net  # the UNet inside the sampler
-    net.train()
-    b = x.shape[0]
-    x0 = torch.randn(x.shape, generator=gen, device=x.device)  # [B, C, H, W]
-    if cfg.time_sampling == "logit-normal":  # more weight on the middle of the path
-        t = torch.sigmoid(torch.randn(b, generator=gen, device=x.device))
-    else:
-        t = torch.rand(b, generator=gen, device=x.device)  # [B] in [0, 1)
-    drop = torch.rand(b, generator=gen, device=x.device) < cfg.label_dropout
+    G = nets["generator"]  # the sampler; G.predict is one unguided call of its UNet
+    G.train()
+    x0 = rnd.normal("x0", *x.shape[1:])  # [B, C, H, W]
+    # t: [B] in [0, 1); logit-normal puts more weight on the middle of the path
+    t = torch.sigmoid(rnd.normal("t")) if cfg.time_sampling == "logit-normal" \
+        else rnd.uniform("t")
+    drop = rnd.uniform("drop_label") < cfg.label_dropout  # [B]
     label = torch.where(drop, torch.full_like(y, mcfg.n_classes), y)
     tb = t[:, None, None, None]
-    v = net((1 - tb) * x0 + tb * x, t, label)
-    loss = F.mse_loss(v, x - x0)
+    v = G.predict((1 - tb) * x0 + tb * x, t, label)
+    loss = F.mse_loss(v, x - x0)  # a mean over this slice (DDP averages the slices' gradients)
     opt = opts["generator"]
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    # after backward the gradients are the global batch's (DDP averaged them): every rank clips
+    # by the same norm
+    grad_norm = torch.nn.utils.clip_grad_norm_(getattr(G, "module", G).parameters(), 1.0)
     opt.step()
     return {"loss": round(loss.item(), 5), "grad_norm": round(float(grad_norm), 4)}
 
