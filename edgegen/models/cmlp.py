@@ -22,6 +22,7 @@ dataclass defaults — is the earlier concatenating discriminator with dropout, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -52,17 +53,21 @@ class Generator(nn.Module):
         return torch.tanh(self.logits(z, label))  # [B, 1, 28, 28] in [-1, 1]
 
 
-def label_std(h: torch.Tensor, label: torch.Tensor, n_classes: int) -> torch.Tensor:
+def label_std(h: torch.Tensor, label: torch.Tensor, n_classes: int,
+              batch_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Per sample, the mean over features of the standard deviation of ``h`` among the samples
     of the batch that share its label: ``h [B, F]``, ``label [B]`` -> ``[B, 1]``.
 
     A label seen once in the batch has no spread to measure and gives ~0 for real and fake
-    alike (both batches carry the same labels).
+    alike (both batches carry the same labels). Every statistic is a sum over the batch:
+    ``batch_sum`` (training on several processes: a differentiable all-reduce) makes it a sum
+    over the global batch, so the feature is the one a single process would compute.
     """
+    total = batch_sum or (lambda t: t)
     onehot = nn.functional.one_hot(label, n_classes).to(h.dtype)  # [B, C]
-    n = onehot.sum(0)  # [C] samples per label
-    mean = onehot.T @ h / n.clamp(min=1)[:, None]  # [C, F]
-    var = onehot.T @ (h - mean[label]).pow(2) / (n - 1).clamp(min=1)[:, None]  # [C, F]
+    n = total(onehot.sum(0))  # [C] samples per label
+    mean = total(onehot.T @ h) / n.clamp(min=1)[:, None]  # [C, F]
+    var = total(onehot.T @ (h - mean[label]).pow(2)) / (n - 1).clamp(min=1)[:, None]  # [C, F]
     return (var + 1e-8).sqrt().mean(1)[label][:, None]  # [B, 1]
 
 
@@ -74,6 +79,9 @@ class Discriminator(nn.Module):
                               f"{', '.join(D_CONDITIONING)}")
         h = 4 * cfg.width
         self.n_classes, self.mbstd = cfg.n_classes, cfg.mbstd
+        # sums over the batch for label_std; the training loop sets a global sum on several
+        # processes (edgegen.training.layers.GlobalSum)
+        self.batch_sum: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.projection = cfg.d_conditioning == "projection"
         sn: Any = nn.utils.parametrizations.spectral_norm if cfg.spectral_norm else (lambda m: m)
         drop = [nn.Dropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []
@@ -96,7 +104,7 @@ class Discriminator(nn.Module):
             inp = torch.cat([inp, self.embed(label)], dim=1)
         f = self.net(inp)
         if self.mbstd:
-            f = torch.cat([f, label_std(f, label, self.n_classes)], dim=1)
+            f = torch.cat([f, label_std(f, label, self.n_classes, self.batch_sum)], dim=1)
         return f
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, None]:

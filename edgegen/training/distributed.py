@@ -134,13 +134,15 @@ class World:
     # ---------------------------------------------------------------- networks
 
     def prepare(self, nets: Mapping[str, Any]) -> None:
-        """Synchronise the networks' BatchNorm statistics over the global batch (in place)."""
+        """Synchronise the networks' batch statistics over the global batch (in place):
+        BatchNorm, and any ``batch_sum`` (cmlp's minibatch std)."""
         if self.size == 1:
             return
-        from edgegen.training.layers import convert_batchnorm
+        from edgegen.training.layers import convert_batchnorm, global_batch_sums
 
         for net in nets.values():
             convert_batchnorm(net, self._bn_group, self.size)
+            global_batch_sums(net, self._bn_group)
 
     def wrap(self, nets: Mapping[str, Any]) -> dict[str, Any]:
         """What step functions get: the networks themselves for one process, ``DistributedNet``

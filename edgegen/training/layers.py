@@ -92,6 +92,18 @@ class _AllReduceSum(torch.autograd.Function):
         return g, None
 
 
+class GlobalSum:
+    """``t -> the sum of t over every rank`` (differentiable): what a network's statistic over
+    the batch (``batch_sum``, e.g. cmlp's label-grouped minibatch std) uses on several
+    processes so that it is the global batch's."""
+
+    def __init__(self, group: Any) -> None:
+        self._group = _Group(group)
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(t, self._group.group)
+
+
 class SyncBatchNorm(_BatchNorm):
     """BatchNorm whose training-mode statistics are those of the global batch (all ranks).
 
@@ -138,6 +150,14 @@ class SyncBatchNorm(_BatchNorm):
                 unbiased = var.detach() * (count / max(count - 1, 1))
                 self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
         return y
+
+
+def global_batch_sums(module: nn.Module, group: Any) -> None:
+    """Give every submodule that takes statistics over the batch (a ``batch_sum`` attribute)
+    the sum over ``group``'s ranks."""
+    for m in module.modules():
+        if hasattr(m, "batch_sum"):
+            m.batch_sum = GlobalSum(group)
 
 
 def convert_batchnorm(module: nn.Module, group: Any, world_size: int) -> nn.Module:

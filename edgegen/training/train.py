@@ -38,11 +38,10 @@ ranks' gradients, which is then the gradient of the global batch's mean.
 
 **Reproducible.** The same seed, steps, thread count and machine give bitwise identical weights
 (``edgegen.training.torch_utils.setup_torch`` pins what varies otherwise); the same seed on 1 or
-N processes gives the same weights up to floating-point summation order — for the families whose
-step sees the batch only through means. Two statistics are taken over each process's slice, as
-BatchNorm would be without synchronisation: cmlp's label-grouped minibatch standard deviation
-and cvae's free-bits floor (``--free-bits`` > 0); those runs match across process counts only
-approximately.
+N processes gives the same weights up to floating-point summation order (statistics over the
+batch — BatchNorm, cmlp's label-grouped minibatch std — are all-reduced over the ranks). One
+exception: cvae's free-bits floor (``--free-bits`` > 0) clamps each process's batch-mean KL, so
+such a run matches across process counts only approximately.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 from edgegen.training.evaluator import EvaluatorConfig, train_evaluator
 from edgegen.training.train import TrainConfig, train
 
-ARCHS = ("cdcgan", "cmlp", "cvae")
+ARCHS = ("cdcgan", "cmlp", "cvae", "cflow")
 
 
 def run_all(out: Path, data: Path, steps: int, long_steps: int) -> None:

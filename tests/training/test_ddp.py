@@ -35,7 +35,10 @@ STEPS, LONG = 20, 60
 # ||theta_2proc - theta_1proc|| / ||theta_1proc - theta_0|| after 20 steps (weights and BatchNorm
 # statistics). Measured on this machine: 5e-7 (cdcgan), 6e-5 (cmlp), 5e-5 (cvae), 6e-3 (the
 # evaluator's CNN at lr up to 2e-3); with BatchNorm left per-process instead: 2e-2 .. 1.3e-1.
-TOL = {"cdcgan": 1e-3, "cmlp": 1e-3, "cvae": 1e-3, "evaluator": 3e-2}
+# cflow is compared by what its network computes, not by its weights: a convolution bias right
+# before GroupNorm has no gradient but rounding noise, which Adam's first steps turn into +-lr
+# (measured: weights differ by 2e-3 of the distance trained, the velocities by 8e-6).
+TOL = {"cdcgan": 1e-3, "cmlp": 1e-3, "cvae": 1e-3, "cflow": 1e-4, "evaluator": 3e-2}
 STOP_BOUND_S = 60.0  # a killed rank ends the whole run within this (torchrun notices in 0.1 s)
 
 
@@ -195,9 +198,29 @@ def _relative_distance(a: dict, b: dict, start: dict) -> float:
     return diff / moved
 
 
+def _velocity_distance(a: dict, b: dict) -> float:
+    """||v_a - v_b|| / ||v_a - v_start||: cflow's predicted velocity on fixed noisy images,
+    times and labels (the null class included) after training on 1 and on 2 processes."""
+    from edgegen.training.checkpoint import load_module
+
+    def velocity(weights: dict | None) -> torch.Tensor:
+        torch.manual_seed(3)
+        gen = build_models(model_config("cflow", width=8))["generator"]
+        if weights is not None:
+            load_module("generator", gen, weights, Path("checkpoint"))
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 1, 28, 28, generator=g)
+        t = torch.rand(64, generator=g)
+        with torch.no_grad():
+            return gen.eval().predict(x, t, torch.arange(64) % 11)
+
+    va, vb, v0 = velocity(a), velocity(b), velocity(None)
+    return float((va - vb).norm() / (va - v0).norm())
+
+
 # --------------------------------------------------------------------------- tests
 
-@pytest.mark.parametrize("arch", ["cdcgan", "cmlp", "cvae", "evaluator"])
+@pytest.mark.parametrize("arch", ["cdcgan", "cmlp", "cvae", "cflow", "evaluator"])
 def test_two_processes_train_what_one_process_trains(runs: Path, arch: str) -> None:
     info1, w1 = load_checkpoint(runs / "one" / arch)
     info2, w2 = load_checkpoint(runs / "two" / arch)
@@ -206,7 +229,8 @@ def test_two_processes_train_what_one_process_trains(runs: Path, arch: str) -> N
     for k, v in w1.items():  # step counters, BatchNorm batch counts: exactly equal
         if not v.is_floating_point():
             assert torch.equal(v, w2[k]), k
-    rel = _relative_distance(w1, w2, _initial(arch))
+    rel = (_velocity_distance(w1, w2) if arch == "cflow"
+           else _relative_distance(w1, w2, _initial(arch)))
     assert 0 < rel <= TOL[arch], f"{arch}: 1 vs 2 processes differ by {rel:.2e} of the distance " \
                                  f"trained (tolerance {TOL[arch]:.0e})"
     if arch != "evaluator":  # the logged losses are the global batch's, on both
