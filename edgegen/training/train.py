@@ -79,6 +79,7 @@ class TrainConfig:
     device: str = "cpu"
     data_dir: Path | None = None
     download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
+    image_size: int | None = None  # resize every image to S x S (None: the data's own size)
     z_dim: int | None = None
     width: int | None = None
     aux_weight: float = 1.0  # cdcgan: weight of the discriminator's auxiliary class loss
@@ -198,18 +199,26 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
                           f"{out}`, pick another --out, or pass --force to start over")
     device = setup_torch(cfg.device, cfg.threads)
 
-    data = load_mnist(cfg.data_dir, download=cfg.download)
+    data = load_mnist(cfg.data_dir, download=cfg.download, image_size=cfg.image_size)
     emit({"kind": "note", "text": data.describe()})
-    x_all = torch.from_numpy(to_tensor_range(data.train_images)).to(device)  # [N, 1, 28, 28]
+    x_all = torch.from_numpy(to_tensor_range(data.train_images)).to(device)  # [N, C, H, W]
     y_all = torch.from_numpy(data.train_labels).to(device)  # [N]
     n_batches = len(y_all) // cfg.batch_size
     if n_batches == 0:
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the "
-                          f"{len(y_all)} training digits")
+                          f"{len(y_all)} training images")
 
     assert cfg.arch is not None
+    # the images' shape and the class count come from the data (MNIST: 1x28x28, 10 digits)
     mcfg = (ModelConfig.from_dict(info["model"]) if info else
-            model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width))
+            model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width,
+                         image_shape=data.image_shape, n_classes=data.n_classes))
+    if (tuple(mcfg.image_shape), mcfg.n_classes) != (data.image_shape, data.n_classes):
+        raise ConfigError(f"{out} was trained on {mcfg.n_classes} classes of "
+                          f"{'x'.join(map(str, mcfg.image_shape))} images, but the data now "
+                          f"holds {data.n_classes} classes of "
+                          f"{'x'.join(map(str, data.image_shape))}; resume with the same "
+                          "--data-dir and --image-size")
     torch.manual_seed(cfg.seed)  # initial weights
     nets = {k: v.to(device) for k, v in build_models(mcfg).items()}
     opts = {k: torch.optim.Adam(v.parameters(), lr=cfg.lr_d if k == "discriminator" else cfg.lr,
@@ -333,7 +342,7 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
         clf = load_evaluator(evaluator, device=device)
         measured = ema if ema is not None else nets["generator"]
         result.fidelity = generator_fidelity(measured, clf, mcfg.z_dim, cfg.fidelity_samples,
-                                             FIDELITY_SEED, device)
+                                             FIDELITY_SEED, device, n_classes=mcfg.n_classes)
         result.fidelity["evaluator"] = str(evaluator)
         _append_metrics(out, {"step": state["step"], "event": "fidelity", **result.fidelity})
         emit({"kind": "note", "text": f"label fidelity {result.fidelity['fidelity']:.2%} on "
@@ -385,7 +394,7 @@ def _gan_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     z = torch.randn(b, mcfg.z_dim, generator=gen, device=x.device)
     y_fake = y if mcfg.mbstd else \
         torch.randint(0, mcfg.n_classes, (b,), generator=gen, device=x.device)
-    fake = G(z, y_fake)  # [B, 1, 28, 28]
+    fake = G(z, y_fake)  # [B, C, H, W]
 
     adv_real, cls_real = D(x, y)
     adv_fake, _ = D(fake.detach(), y_fake)
@@ -431,7 +440,7 @@ def _vae_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConfi
     mu, logvar = enc(x, y)  # [B, z_dim] each
     eps = torch.randn(mu.shape, generator=gen, device=x.device)
     code = mu + eps * torch.exp(0.5 * logvar)
-    a = dec.decode_logits(code, y)  # [B, 1, 28, 28]
+    a = dec.decode_logits(code, y)  # [B, C, H, W]
     b = x.shape[0]
     recon = F.binary_cross_entropy_with_logits(2 * a, (x + 1) / 2, reduction="sum") / b
     p_mu, p_logvar = dec.prior(y)  # [B, z_dim] each
@@ -483,12 +492,12 @@ def _flow_step(nets: dict, opts: dict, x: Any, y: Any, gen: Any, mcfg: ModelConf
 
 def _sample_grid(generator: Any, mcfg: ModelConfig, out: Path, epoch: int, device: Any) -> Path:
     """One row per label, ten samples each, from the same latents every epoch."""
-    from edgegen.runtime.postprocess import to_uint8
+    from edgegen.runtime.postprocess import to_pixels
     from edgegen.training.images import save_grid
 
     labels = np.repeat(np.arange(mcfg.n_classes), 10)
     imgs = sample_images(generator, mcfg.z_dim, labels, SAMPLE_SEED, device)
-    return save_grid(to_uint8(imgs[:, 0]), out / "samples" / f"epoch_{epoch:04d}.png", nrow=10)
+    return save_grid(to_pixels(imgs), out / "samples" / f"epoch_{epoch:04d}.png", nrow=10)
 
 
 def _append_metrics(out: Path, row: dict[str, Any]) -> None:
