@@ -105,7 +105,7 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
     return precisions
 
 
-def check_out(cfg: ExportConfig, run: Path, evaluator: Path | None) -> None:
+def check_out(cfg: ExportConfig, run: Path | None, evaluator: Path | None) -> None:
     """Refuse, before any work, an ``--out`` that export must not write: the current folder or
     one above it, the training run or evaluator run it reads from (or a folder inside or above
     them), a path under a regular file or in an unwritable place, and an existing path that is
@@ -203,7 +203,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     emit = on_progress or (lambda text: None)
     precisions = _validate(cfg)
     src, run_dir, evaluator_run = _source(cfg)
-    check_out(cfg, run_dir if run_dir is not None else Path(cfg.out) / "_", evaluator_run)
+    check_out(cfg, run_dir, evaluator_run)
     if cfg.sign_key is not None:
         from edgegen.export.signing import check_private_key
 
@@ -387,10 +387,10 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                 "after_last_retry": "the last draw is returned, marked not accepted",
             },
             "postprocess": {"rule": RULE, "input_range": list(OUTPUT_RANGE), "dtype": "uint8",
-                            "image_shape": shape[1:] if shape[0] == 1 else
-                            [shape[1], shape[2], shape[0]],
+                            "image_shape": shape[1:] if shape[0] == 1 else shape,
                             "layout": "row-major, one channel" if shape[0] == 1 else
-                            "row-major [H, W, C], channels interleaved (RGB)"},
+                            "the float [C, H, W] image as uint8 [H, W, C], row-major, channels "
+                            "interleaved (RGB)"},
             "golden": {"seed": str(cfg.seed), "sets": golden_entries,
                        "computed_by": src.golden_by,
                        "reference": ("pytorch" if gen is not None else
@@ -423,6 +423,9 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             if manifest["files"][rel]["sha256"] != digest:
                 raise ExportError(f"{rel} changed between its measurement and the manifest "
                                   "(another process wrote into the export folder?); retry")
+        from edgegen.runtime.manifest import validate
+
+        validate(manifest, "the manifest export wrote")  # never write what readers refuse
         atomic_write_json(root / MANIFEST, manifest)
         files = manifest["files"]
         if cfg.sign_key is not None:  # inside the temporary folder: signed before it appears

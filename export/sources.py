@@ -123,7 +123,6 @@ def module_source(spec: str, weights: Path | None, z_dim: int | None, n_classes:
                   ) -> Source:
     """A user's module, its safetensors weights loaded strictly, checked on a dry run."""
     import torch
-    from safetensors import SafetensorsError
     from safetensors.torch import load_file
 
     missing = [opt for opt, v in (("--z-dim", z_dim), ("--classes", n_classes),
@@ -147,7 +146,7 @@ def module_source(spec: str, weights: Path | None, z_dim: int | None, n_classes:
             raise ConfigError(f"--weights {weights} does not exist")
         try:
             state = load_file(str(weights))
-        except (SafetensorsError, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError, OSError, ...
             raise ConfigError(f"--weights {weights} is not a safetensors file ({exc})") from exc
         fit_weights(gen, state, weights)
         sha, path = sha256_file(weights), Path(weights)
