@@ -45,7 +45,9 @@ def run_offline(cfg: BenchConfig, bundle: Any, variants: list[str], peers: list[
                 inputs = Inputs.make(cfg.seed, batch, bundle.z_dim, bundle.n_classes)
                 todo = builders(cfg, bundle, variants, peers, threads, inputs, plain=plain)
             else:
-                inputs = Inputs.make(cfg.seed, batch, endpoint.z_dim, 10)  # type: ignore[union-attr]
+                assert endpoint is not None
+                n_classes = int(endpoint.metadata.get("edgegen", {}).get("n_classes", 10))
+                inputs = Inputs.make(cfg.seed, batch, endpoint.z_dim, n_classes)
                 todo = []
             if endpoint is not None:
                 todo.append(_served_builder(cfg, endpoint, inputs, bundle, variants))

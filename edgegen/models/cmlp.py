@@ -22,6 +22,7 @@ dataclass defaults — is the earlier concatenating discriminator with dropout, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,19 +39,20 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         h = 4 * cfg.width  # 256 by default
+        self.image_shape = tuple(cfg.image_shape)
         self.embed = nn.Embedding(cfg.n_classes, cfg.embed_dim)
         self.net = nn.Sequential(
             nn.Linear(cfg.z_dim + cfg.embed_dim, h), nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(h, 2 * h), nn.BatchNorm1d(2 * h), nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(2 * h, 4 * h), nn.BatchNorm1d(4 * h), nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(4 * h, 28 * 28),
+            nn.Linear(4 * h, math.prod(self.image_shape)),
         )
 
     def logits(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, self.embed(label)], dim=1)).view(-1, 1, 28, 28)
+        return self.net(torch.cat([z, self.embed(label)], dim=1)).view(-1, *self.image_shape)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.logits(z, label))  # [B, 1, 28, 28] in [-1, 1]
+        return torch.tanh(self.logits(z, label))  # [B, C, H, W] in [-1, 1]
 
 
 def label_std(h: torch.Tensor, label: torch.Tensor, n_classes: int,
@@ -86,7 +88,7 @@ class Discriminator(nn.Module):
         sn: Any = nn.utils.parametrizations.spectral_norm if cfg.spectral_norm else (lambda m: m)
         drop = [nn.Dropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []
         self.embed = None if self.projection else nn.Embedding(cfg.n_classes, cfg.embed_dim)
-        n_in = 28 * 28 + (0 if self.projection else cfg.embed_dim)
+        n_in = math.prod(cfg.image_shape) + (0 if self.projection else cfg.embed_dim)
         self.net = nn.Sequential(
             sn(nn.Linear(n_in, 2 * h)), nn.LeakyReLU(0.2, inplace=True), *drop,
             sn(nn.Linear(2 * h, h)), nn.LeakyReLU(0.2, inplace=True), *drop,
@@ -98,7 +100,7 @@ class Discriminator(nn.Module):
         self.proj = sn(nn.Embedding(cfg.n_classes, feat)) if self.projection else None
 
     def features(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """``x [B, 1, 28, 28]``, ``label [B]`` -> ``[B, h (+1 with mbstd)]``."""
+        """``x [B, C, H, W]``, ``label [B]`` -> ``[B, h (+1 with mbstd)]``."""
         inp = x.flatten(1)
         if self.embed is not None:
             inp = torch.cat([inp, self.embed(label)], dim=1)

@@ -22,6 +22,14 @@ class ClassifierConfig:
     feature_dim: int = 128
     n_classes: int = 10
     dropout: float = 0.3
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the images it judges
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
+        kw = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        if "image_shape" in kw:  # JSON gives a list
+            kw["image_shape"] = tuple(int(v) for v in kw["image_shape"])
+        return cls(**kw)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +84,21 @@ ARCH_MODEL: dict[str, dict[str, Any]] = {
     # flow matching: a UNet of width 32; z is the initial noise image (set from image_shape)
     "cflow": {"width": 32, "embed_dim": 128},
 }
+
+
+def conv_grid(image_shape: tuple[int, int, int], who: str) -> tuple[int, int]:
+    """(H/4, W/4): the coarsest grid of a conv stack that halves the image twice; a ConfigError
+    naming ``who`` for an image that cannot be halved twice (H or W not a multiple of 4, or
+    below 4)."""
+    c, h, w = image_shape
+    if c not in (1, 3):
+        raise ConfigError(f"{who} draws 1 (grayscale) or 3 (RGB) channels; got {c} in image "
+                          f"shape {c}x{h}x{w}")
+    if h < 4 or w < 4 or h % 4 or w % 4:
+        raise ConfigError(f"{who} halves the image twice (two stride-2 stages); image size "
+                          f"{h}x{w} is not a multiple of 4 — pass --image-size with a multiple "
+                          "of 4 (8, 16, 28, 32, ...)")
+    return h // 4, w // 4
 
 
 def model_config(arch: str, **overrides: Any) -> ModelConfig:

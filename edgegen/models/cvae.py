@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgegen.models.cdcgan import Generator as _ConvGenerator
-from edgegen.models.config import ModelConfig
+from edgegen.models.config import ModelConfig, conv_grid
 from edgegen.runtime.errors import ConfigError
 
 __all__ = ["PRIORS", "Decoder", "Encoder"]
@@ -48,7 +48,7 @@ class Decoder(_ConvGenerator):
         return self.prior_mu(label), 2 * self.prior_logstd(label)
 
     def decode_logits(self, code: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """Pre-activation image ``[B, 1, 28, 28]`` of a latent CODE (the encoder's space)."""
+        """Pre-activation image ``[B, C, H, W]`` of a latent CODE (the encoder's space)."""
         return super().logits(code, label)
 
     def logits(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -64,16 +64,19 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         c = cfg.width
-        self.label_plane = nn.Embedding(cfg.n_classes, 28 * 28)
+        self.image_shape = tuple(cfg.image_shape)
+        gh, gw = conv_grid(self.image_shape, cfg.arch)
+        self.label_plane = nn.Embedding(cfg.n_classes, self.image_shape[1] * self.image_shape[2])
         self.net = nn.Sequential(
-            nn.Conv2d(2, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),  # [B, c, 14, 14]
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),  # [B, 2c, 7, 7]
+            nn.Conv2d(self.image_shape[0] + 1, c, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),  # [B, c, H/2, W/2]
+            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),  # [B, 2c, H/4, W/4]
             nn.Flatten(),
         )
-        self.mu = nn.Linear(2 * c * 7 * 7, cfg.z_dim)
-        self.logvar = nn.Linear(2 * c * 7 * 7, cfg.z_dim)
+        self.mu = nn.Linear(2 * c * gh * gw, cfg.z_dim)
+        self.logvar = nn.Linear(2 * c * gh * gw, cfg.z_dim)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        plane = self.label_plane(label).view(-1, 1, 28, 28)
+        plane = self.label_plane(label).view(-1, 1, *self.image_shape[1:])
         h = self.net(torch.cat([x, plane], dim=1))
         return self.mu(h), self.logvar(h).clamp(-10.0, 10.0)

@@ -232,23 +232,31 @@ def _guard_legend(r: QualityReport) -> str:
 
 def captioned_grid(images: np.ndarray, captions: list[str], path: Path, cols: int = 10,
                    scale: int = 3) -> Path:
-    """uint8 ``[N, 28, 28]`` tiles, each with a caption line under it, as one PNG."""
+    """uint8 ``[N, H, W]`` (or ``[N, H, W, 3]``) tiles, each with a caption line under it, as
+    one PNG (tiles shown 84 pixels high, as MNIST's 28 x 3)."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
-    cell_w, img_h, text_h = 28 * scale + 14, 28 * scale, 14
+    h, w = images.shape[1:3] if images.ndim >= 3 else (28, 28)
+    img_h = 28 * scale
+    img_w = max(1, round(img_h * w / h))
+    cell_w, text_h = img_w + 14, 14
     n = max(len(images), 1)
     rows = (n + cols - 1) // cols
-    canvas = Image.new("L", (min(n, cols) * cell_w, rows * (img_h + text_h + 4)), 255)
+    mode = "RGB" if images.ndim == 4 else "L"
+    canvas = Image.new(mode, (min(n, cols) * cell_w, rows * (img_h + text_h + 4)),
+                       (255, 255, 255) if mode == "RGB" else 255)
     draw = ImageDraw.Draw(canvas)
     if not len(images):
-        draw.text((4, 4), captions[0] if captions else "nothing to show", fill=0, font=font)
+        draw.text((4, 4), captions[0] if captions else "nothing to show",
+                  fill=(0, 0, 0) if mode == "RGB" else 0, font=font)
     for i, (img, cap) in enumerate(zip(images, captions)):
         r, c = divmod(i, cols)
         x, y = c * cell_w, r * (img_h + text_h + 4)
-        tile = Image.fromarray(img).resize((img_h, img_h), Image.NEAREST)
+        tile = Image.fromarray(img).resize((img_w, img_h), Image.NEAREST)
         canvas.paste(tile, (x + 7, y + 2))
-        draw.text((x + 2, y + img_h + 3), cap, fill=0, font=font)
+        draw.text((x + 2, y + img_h + 3), cap, fill=(0, 0, 0) if mode == "RGB" else 0,
+                  font=font)
     with atomic_file(path) as tmp:
         canvas.save(tmp, format="PNG")
     return path

@@ -52,12 +52,12 @@ from edgegen.runtime.guard import (
 )
 from edgegen.runtime.inputs import check_guidance, check_steps
 from edgegen.runtime.latent import latent, truncate
-from edgegen.runtime.postprocess import to_uint8
+from edgegen.runtime.postprocess import to_pixels
 from edgegen.runtime.providers import ProviderSpec, make_session
 from edgegen.runtime.sampler import SamplerSpec, calls_per_image, sample
 from edgegen.runtime.sessions import run_evaluator, run_generator
 from edgegen.training.checkpoint import bundle_checkpoint, load_generator
-from edgegen.training.data import MnistSplits, load_mnist
+from edgegen.training.data import MnistSplits, load_mnist, to_tensor_range
 from edgegen.training.torch_utils import generate_images
 
 ProgressFn = Callable[[str], None]
@@ -73,7 +73,7 @@ class Judge:
         self.session, self.batch = session, batch
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 ``[N, 1, 28, 28]`` in [-1, 1] -> (probs ``[N, C]``, features ``[N, F]``)."""
+        """float32 ``[N, C, H, W]`` in [-1, 1] -> (probs ``[N, K]``, features ``[N, F]``)."""
         logits, feats = run_evaluator(self.session, np.ascontiguousarray(images, np.float32),
                                       self.batch)
         return softmax(logits.astype(np.float64)), feats
@@ -90,7 +90,7 @@ class RealSet:
 
     labels: np.ndarray  # int64 [M]
     feats: np.ndarray  # float32 [M, F]
-    pix: np.ndarray  # float32 [M, 784] in [0, 1]
+    pix: np.ndarray  # float32 [M, C*H*W] in [0, 1]
     half_a: np.ndarray  # indices into the above
     half_b: np.ndarray
     evaluator_accuracy: float
@@ -104,16 +104,16 @@ class RealSet:
 
     @classmethod
     def build(cls, data: MnistSplits, judge: Judge, n_classes: int) -> RealSet:
-        images = data.heldout_images  # uint8 [M, 28, 28]
-        probs, feats = judge(images.astype(np.float32)[:, None] / 127.5 - 1.0)
+        images = data.heldout_images  # uint8 [M, H, W] or [M, H, W, C]
+        probs, feats = judge(to_tensor_range(images))  # float32 [M, C, H, W] in [-1, 1]
         labels = data.heldout_labels
         a, b = [], []
         for d in range(n_classes):
             idx = np.flatnonzero(labels == d)
             if len(idx) < 4:
-                raise ConfigError(f"the held-out split has {len(idx)} real digits of label {d}; "
+                raise ConfigError(f"the held-out split has {len(idx)} real images of label {d}; "
                                   "FID and diversity need at least 4 per label — pass a "
-                                  "--data-dir with more MNIST digits")
+                                  "--data-dir with more images of that class (at least 20)")
             a.append(idx[0::2])
             b.append(idx[1::2])
         half_b = np.concatenate(b)
@@ -208,9 +208,9 @@ def diversity_block(feats: np.ndarray, pix: np.ndarray, labels: np.ndarray, real
 
 def judge_images(images: np.ndarray, labels: np.ndarray, judge: Judge,
                  referee: KnnReferee) -> tuple[Judged, np.ndarray]:
-    """Evaluator and referee verdicts on float32 ``[N, 1, 28, 28]``; also the uint8 pixels."""
+    """Evaluator and referee verdicts on float32 ``[N, C, H, W]``; also the uint8 pixels."""
     probs, feats = judge(images)
-    u8 = to_uint8(images[:, 0])  # [N, 28, 28]: what a user sees, and what the referee reads
+    u8 = to_pixels(images)  # [N, H, W] (RGB: [N, H, W, 3]): what a user sees and the referee reads
     predicted = probs.argmax(1)
     return Judged(correct=predicted == labels, predicted=predicted,
                   p_asked=probs[np.arange(len(labels)), labels], feats=feats,
@@ -326,7 +326,7 @@ def guard_block(runner: Runner, judge: Judge, referee: KnnReferee, labels: np.nd
                            min_prob=cfg.guard_min_prob)
     guarded_ms = (time.perf_counter_ns() - t0) / 1e6 / len(labels)
     ok = res.predicted == labels
-    ref = referee.predict(to_uint8(res.images[:, 0])) == labels
+    ref = referee.predict(to_pixels(res.images)) == labels
     n = len(labels)
     return {"fidelity": float(ok.mean()), "ci95": list(wilson(int(ok.sum()), n)),
             "accepted": float(res.accepted.mean()), "referee_fidelity": float(ref.mean()),
@@ -494,6 +494,19 @@ def _same_data(recorded: dict[str, Any], have: dict[str, Any]) -> list[str]:
     return diffs
 
 
+def load_data_for(bundle: Bundle, data_dir: Path | None) -> MnistSplits:
+    """The real images a bundle is measured against, resized to its image size (as its
+    training run's --image-size did); a ConfigError when their channels or classes differ."""
+    c, h, w = bundle.image_shape
+    data = load_mnist(data_dir, image_size=h if h == w else None)
+    if data.image_shape != (c, h, w) or data.n_classes != bundle.n_classes:
+        raise ConfigError(f"the data at {data.location} holds {data.n_classes} classes of "
+                          f"{'x'.join(map(str, data.image_shape))} images; the bundle draws "
+                          f"{bundle.n_classes} classes of {c}x{h}x{w} — pass the --data-dir "
+                          "its generator was trained on")
+    return data
+
+
 def data_warnings(bundle: Bundle, data: MnistSplits) -> list[str]:
     """Warn when the real digits are not the ones the generator and evaluator were split from:
     then "held-out" digits may have been trained on, and FID compares other distributions."""
@@ -594,7 +607,7 @@ def evaluate(cfg: EvalConfig, on_progress: ProgressFn | None = None) -> QualityR
     # no spin-waiting: numpy (FID, k-NN) runs between evaluator calls and needs those cores
     judge = Judge(make_session(bundle.evaluator_bytes(), ProviderSpec("cpu", spinning=False),
                                name=str(bundle.evaluator_path)), cfg.batch)
-    data = load_mnist(cfg.data_dir)
+    data = load_data_for(bundle, cfg.data_dir)
     emit(data.describe())
     warnings = data_warnings(bundle, data)
     n_classes, z_dim = bundle.n_classes, bundle.z_dim
@@ -682,7 +695,7 @@ def _keep_for_pictures(u8: np.ndarray, labels: np.ndarray, vq: VariantQuality,
     grid_idx = np.concatenate([r[:width] for r in rows])
     bad = np.array([h["index"] for h in vq.hallucinated], dtype=np.int64)
     return {"grid": u8[grid_idx], "grid_columns": np.array(width),
-            "hallucinated": u8[bad] if bad.size else np.zeros((0, 28, 28), np.uint8)}
+            "hallucinated": u8[bad] if bad.size else np.zeros((0, *u8.shape[1:]), np.uint8)}
 
 
 __all__ = ["EvalConfig", "QualityReport", "VariantQuality", "evaluate"]

@@ -135,6 +135,25 @@ class Bundle:
         return int(self.manifest["generator"]["n_classes"])
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image: ``generator.image_shape``, else the image output's fixed
+        dimensions, else MNIST's (1, 28, 28) (bundles from before the field existed)."""
+        gen = self.manifest["generator"]
+        if gen.get("image_shape"):
+            c, h, w = gen["image_shape"]
+            return int(c), int(h), int(w)
+        dims = (gen.get("outputs") or [{}])[0].get("shape", [])[1:]
+        if len(dims) == 3 and all(isinstance(d, int) for d in dims):
+            return int(dims[0]), int(dims[1]), int(dims[2])
+        return 1, 28, 28
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class ``k``'s name (``generator.labels``, else ``str(k)``)."""
+        return list(self.manifest["generator"].get("labels")
+                    or [str(k) for k in range(self.n_classes)])
+
+    @property
     def evaluator_file(self) -> str | None:
         ev = self.manifest.get("evaluator")
         return ev["file"] if ev else None

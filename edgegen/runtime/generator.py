@@ -57,7 +57,7 @@ from edgegen.runtime.inputs import (
     check_truncation,
 )
 from edgegen.runtime.latent import ALGORITHM, latent, latent_for_seeds, retry_seed, truncate
-from edgegen.runtime.postprocess import RULE, to_uint8
+from edgegen.runtime.postprocess import RULE, to_pixels
 from edgegen.runtime.providers import ProviderSpec, make_session
 from edgegen.runtime.sampler import DENOISER_IO, SamplerSpec, sample
 from edgegen.runtime.sessions import run_evaluator, run_generator
@@ -68,7 +68,7 @@ __all__ = ["Generation", "Generator", "GuardStats"]
 class Generation:
     """One request's images and where each came from (enough to replay it in any language)."""
 
-    images: np.ndarray  # uint8 [N, 28, 28] or float32 [N, 1, 28, 28]
+    images: np.ndarray  # uint8 [N, H, W] ([N, H, W, 3] for RGB) or float32 [N, C, H, W]
     labels: np.ndarray  # int64 [N]
     seeds: np.ndarray | None  # uint64 [N]: the stream each returned sample was drawn from
     rows: np.ndarray | None  # int64 [N]: its row in that stream (None for caller-given z)
@@ -177,7 +177,8 @@ class Generator:
     def generate(self, labels: Any, seed: Any = None, *, seeds: Any = None, z: Any = None,
                  truncation: Any = None, variant: Any = None, guard: Any = False,
                  output: Any = "uint8", steps: Any = None, guidance: Any = None) -> np.ndarray:
-        """uint8 ``[N, 28, 28]`` (``output="float"``: float32 ``[N, 1, 28, 28]`` in [-1, 1]).
+        """uint8 ``[N, H, W]`` (RGB bundles: ``[N, H, W, 3]``; ``output="float"``: float32
+        ``[N, C, H, W]`` in [-1, 1]).
 
         Give exactly one of ``seed`` (sample ``i`` = row ``i`` of the seed's stream), ``seeds``
         (one seed per label) or ``z`` (float ``[N, z_dim]``). ``variant`` names one of the
@@ -347,7 +348,7 @@ def _run(call: Any, what: str) -> Any:
 
 
 def _output(images: np.ndarray, output: str) -> np.ndarray:
-    return images if output == "float" else to_uint8(images[:, 0])
+    return images if output == "float" else to_pixels(images)
 
 
 def _check_contract(bundle: Bundle) -> None:

@@ -24,25 +24,40 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float ``[..., 28, 28]`` in [-1, 1] -> uint8 of the same shape."""
+    """float ``[...]`` in [-1, 1] -> uint8 of the same shape."""
     x = np.asarray(images, dtype=np.float64)
     return np.clip(np.floor((x + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
 
 
+def to_pixels(images: np.ndarray) -> np.ndarray:
+    """float32 ``[N, C, H, W]`` in [-1, 1] -> what a user sees: uint8 ``[N, H, W]`` for one
+    channel (MNIST), ``[N, H, W, C]`` (interleaved, as image files store RGB) for more."""
+    x = np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"expected images [N, C, H, W], got shape {x.shape}")
+    u8 = to_uint8(x)
+    return u8[:, 0] if x.shape[1] == 1 else np.ascontiguousarray(u8.transpose(0, 2, 3, 1))
+
+
 def _grey(image: np.ndarray) -> np.ndarray:
-    """A uint8 ``[H, W]`` image (a leading channel axis of 1 is dropped), C-contiguous."""
+    """A uint8 ``[H, W]`` image (a leading channel axis of 1 is dropped) or ``[H, W, 3]`` (RGB),
+    C-contiguous."""
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[0] == 1:
         img = img[0]
-    if img.dtype != np.uint8 or img.ndim != 2 or 0 in img.shape:
-        raise ValueError(f"expected a uint8 image [H, W], got {img.dtype} {img.shape}")
+    rgb = img.ndim == 3 and img.shape[2] == 3
+    if img.dtype != np.uint8 or not (img.ndim == 2 or rgb) or 0 in img.shape:
+        raise ValueError(f"expected a uint8 image [H, W] or [H, W, 3], got {img.dtype} "
+                         f"{img.shape}")
     return np.ascontiguousarray(img)
 
 
 def encode_pgm(image: np.ndarray) -> bytes:
-    """Binary PGM (``P5``, maxval 255) of a uint8 ``[H, W]`` image."""
+    """Binary PGM (``P5``, maxval 255) of a uint8 ``[H, W]`` image; binary PPM (``P6``) of an
+    RGB ``[H, W, 3]`` one."""
     img = _grey(image)
-    return f"P5\n{img.shape[1]} {img.shape[0]}\n255\n".encode("ascii") + img.tobytes()
+    magic = "P6" if img.ndim == 3 else "P5"
+    return f"{magic}\n{img.shape[1]} {img.shape[0]}\n255\n".encode("ascii") + img.tobytes()
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -52,12 +67,15 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG (8-bit greyscale, no interlace) of a uint8 ``[H, W]`` image; deterministic bytes."""
+    """PNG (8-bit greyscale, or RGB for ``[H, W, 3]``, no interlace) of a uint8 image;
+    deterministic bytes."""
     img = _grey(image)
-    h, w = img.shape
-    # every scanline starts with its filter type byte, 0 (None): [H, 1 + W]
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), img], axis=1).tobytes()
-    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # depth 8, colour type 0 (grey)
+    h, w = img.shape[:2]
+    rows = img.reshape(h, -1)  # [H, W] or [H, 3W] (RGB interleaved)
+    # every scanline starts with its filter type byte, 0 (None): [H, 1 + W*C]
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+    colour = 2 if img.ndim == 3 else 0  # colour type 2 (RGB) or 0 (grey)
+    header = struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)
     return (PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", _stored_zlib(raw))
             + _chunk(b"IEND", b""))
 

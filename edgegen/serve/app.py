@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from edgegen.runtime.errors import RuntimeInputError
-from edgegen.runtime.postprocess import to_uint8
+from edgegen.runtime.postprocess import to_pixels
 from edgegen.serve.protocol import (
     VERSION,
     Done,
@@ -99,7 +99,7 @@ class Endpoints:
             if done.accepted is not None and done.attempts is not None:
                 headers_out = {"x-edgegen-accepted": str(bool(done.accepted[0])).lower(),
                                "x-edgegen-redraws": str(int(done.attempts[0]))}
-            return image_reply(to_uint8(done.images[0, 0]), fmt, headers_out)
+            return image_reply(to_pixels(done.images[:1])[0], fmt, headers_out)
         raise ProtocolError(f"no route {method} {path}; see GET /v2/models/{self.model.name} "
                             "and GET /generate?label=7&seed=42", 404)
 

@@ -179,7 +179,16 @@ def bundle_checkpoint(bundle: Bundle) -> tuple[Path | None, str]:
     unchanged (its sha256 matches); otherwise ``(None, why)``. This is the PyTorch reference of
     verify, eval and the benchmark's PyTorch peer."""
     recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {})
+    source = bundle.manifest.get("provenance", {}).get("source") or {}
     ckpt = bundle.checkpoint
+    if ckpt is None and source.get("kind") == "onnx":
+        return None, (f"the PyTorch reference is unavailable: the bundle wraps the ONNX graph "
+                      f"{source.get('file')!r} (its goldens were computed by ONNX Runtime CPU "
+                      "float32)")
+    if ckpt is None and source.get("kind") == "module":
+        return None, (f"the PyTorch reference is unavailable after export: the bundle comes from "
+                      f"the module {source.get('factory')} (its goldens were computed by it in "
+                      "PyTorch float32 at export)")
     if ckpt is None:
         where = (bundle.root / str(recorded.get("path"))) if recorded.get("path") else None
         return None, (f"the checkpoint the bundle was exported from is not at {where} (the "

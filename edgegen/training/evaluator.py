@@ -55,6 +55,7 @@ class EvaluatorConfig:
     device: str = "cpu"
     data_dir: Path | None = None
     download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
+    image_size: int | None = None  # resize every image to S x S (None: the data's own size)
     width: int = 32
     threads: int | None = None  # torch threads per process; None: setup_torch's default
     dist_timeout_s: float = 180.0  # how long a collective waits for a rank that hangs
@@ -76,7 +77,8 @@ class EvaluatorResult(Report):
 
 
 def _augment(x: Any, rnd: Draws) -> Any:
-    """Random rotation (±12°), scale (0.9–1.1) and shift (±2 px) of ``x: [B, 1, 28, 28]``."""
+    """Random rotation (±12°), scale (0.9–1.1) and shift (±2 px of a 28-pixel image, the same
+    share of any other size) of ``x: [B, C, H, W]``; per sample, from ``rnd``."""
     import torch
     import torch.nn.functional as F
 
@@ -130,7 +132,7 @@ def _train_evaluator(cfg: EvaluatorConfig, world: Any, on_progress: ProgressFn |
     world.from_main(check_out)
     offset, n_local = world.shard(cfg.batch_size)
 
-    data = load_mnist(cfg.data_dir, download=cfg.download)
+    data = load_mnist(cfg.data_dir, download=cfg.download, image_size=cfg.image_size)
     emit({"kind": "note", "text": data.describe()})
     x = torch.from_numpy(to_tensor_range(data.train_images)).to(device)
     y = torch.from_numpy(data.train_labels).to(device)
@@ -139,7 +141,8 @@ def _train_evaluator(cfg: EvaluatorConfig, world: Any, on_progress: ProgressFn |
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {len(y)} "
                           "training digits")
 
-    ccfg = ClassifierConfig(width=cfg.width)
+    ccfg = ClassifierConfig(width=cfg.width, n_classes=data.n_classes,
+                            image_shape=data.image_shape)
     torch.manual_seed(cfg.seed)
     model = DigitClassifier(ccfg).to(device)
     source = DrawSource()
@@ -185,7 +188,9 @@ def _train_evaluator(cfg: EvaluatorConfig, world: Any, on_progress: ProgressFn |
     model.eval()
     pred_ho = predict(model, to_tensor_range(data.heldout_images), device)
     pred_tr = predict(model, to_tensor_range(data.train_images), device)
-    per_label = [float(np.mean(pred_ho[data.heldout_labels == d] == d)) for d in range(10)]
+    per_label = [float(np.mean(pred_ho[data.heldout_labels == d] == d))
+                 if np.any(data.heldout_labels == d) else float("nan")
+                 for d in range(data.n_classes)]
     result = EvaluatorResult(
         out=out, heldout_accuracy=float(np.mean(pred_ho == data.heldout_labels)),
         heldout_samples=int(len(pred_ho)), per_label_accuracy=per_label,
@@ -230,22 +235,20 @@ def load_evaluator(run: str | Path, device: Any = "cpu") -> Any:
     if info.get("kind") != "evaluator":
         raise CheckpointError(f"{run} holds a {info.get('kind')!r} run, not an evaluator; "
                               "train one with `edgegen train-evaluator`")
-    known = ClassifierConfig.__dataclass_fields__
-    model = DigitClassifier(ClassifierConfig(**{k: v for k, v in info["model"].items()
-                                                if k in known}))
+    model = DigitClassifier(ClassifierConfig.from_dict(info["model"]))
     load_module("classifier", model, tensors, run)
     return model.to(device).eval()
 
 
 def predict(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1000
             ) -> np.ndarray:
-    """Predicted digits for float32 ``[N, 1, 28, 28]`` images in [-1, 1]."""
+    """Predicted labels for float32 ``[N, C, H, W]`` images in [-1, 1]."""
     return classify(model, images, device, batch)[0].argmax(1)
 
 
 def classify(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1000
              ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities ``[N, 10]``, features ``[N, F]``) of float32 images in [-1, 1]."""
+    """(probabilities ``[N, n_classes]``, features ``[N, F]``) of float32 images in [-1, 1]."""
     import torch
 
     probs, feats = [], []
@@ -256,21 +259,27 @@ def classify(model: Any, images: np.ndarray, device: Any = "cpu", batch: int = 1
             probs.append(torch.softmax(model.head(f), 1).cpu().numpy())
             feats.append(f.cpu().numpy())
     if not probs:
-        return np.zeros((0, 10), np.float32), np.zeros((0, 0), np.float32)
+        n_classes = model.head.out_features
+        return np.zeros((0, n_classes), np.float32), np.zeros((0, 0), np.float32)
     return np.concatenate(probs), np.concatenate(feats)
 
 
 def generator_fidelity(generator: Any, evaluator: Any, z_dim: int, n: int, seed: int,
-                       device: Any = "cpu") -> dict[str, Any]:
-    """Share of ``n`` generated samples (labels balanced) the evaluator calls the asked digit."""
-    labels = np.arange(n) % 10
+                       device: Any = "cpu", n_classes: int = 10) -> dict[str, Any]:
+    """Share of ``n`` generated samples (labels balanced) the evaluator calls the asked label."""
+    if evaluator.head.out_features != n_classes:
+        raise CheckpointError(f"the evaluator judges {evaluator.head.out_features} classes and "
+                              f"the generator draws {n_classes}; train an evaluator on the same "
+                              "data (edgegen train-evaluator --data-dir ...)")
+    labels = np.arange(n) % n_classes
     images = sample_images(generator, z_dim, labels, seed, device)
     pred = predict(evaluator, images, device)
     hit = pred == labels
     p = float(hit.mean())
     half = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
     return {"fidelity": p, "ci95": [max(0.0, p - half), min(1.0, p + half)], "samples": n,
-            "seed": seed, "per_label": [float(hit[labels == d].mean()) for d in range(10)]}
+            "seed": seed, "per_label": [float(hit[labels == d].mean()) if np.any(labels == d)
+                                        else float("nan") for d in range(n_classes)]}
 
 
 __all__ = ["EvaluatorConfig", "EvaluatorResult", "check_evaluator_config", "classify",

@@ -10,10 +10,12 @@ from edgegen.runtime.fileio import atomic_file
 
 
 def grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
-    """uint8 ``[N, 28, 28]`` -> one uint8 picture with ``nrow`` images per row."""
-    n, h, w = images.shape
+    """uint8 ``[N, H, W]`` (or ``[N, H, W, C]``) -> one uint8 picture with ``nrow`` images per
+    row."""
+    n, h, w = images.shape[:3]
     rows = (n + nrow - 1) // nrow
-    out = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.uint8)
+    out = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad, *images.shape[3:]),
+                   dtype=np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, nrow)
         out[pad + r * (h + pad): pad + r * (h + pad) + h,

@@ -21,7 +21,7 @@ step calls the family's step function::
 
     step_fn(nets, opts, x, y, rnd, mcfg, cfg) -> dict[str, float]   # losses, for the log
 
-with this rank's slice of the batch (``x: [n, 1, 28, 28]`` in [-1, 1], ``y: [n]``), the networks
+with this rank's slice of the batch (``x: [n, C, H, W]`` in [-1, 1], ``y: [n]``), the networks
 (``nets[name]``: call them and their methods as usual; on several processes they are DDP
 proxies) and their optimizers, and ``rnd``, the slice's ``edgegen.training.draws.Draws``.
 
@@ -118,6 +118,7 @@ class TrainConfig:
     device: str = "cpu"
     data_dir: Path | None = None
     download: bool = True  # may fetch MNIST with torchvision when no --data-dir is given
+    image_size: int | None = None  # resize every image to S x S (None: the data's own size)
     z_dim: int | None = None
     width: int | None = None
     aux_weight: float = 1.0  # cdcgan: weight of the discriminator's auxiliary class loss
@@ -269,18 +270,26 @@ def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> Trai
     cfg = _resolve(cfg, info)
     offset, n_local = world.shard(cfg.batch_size)
 
-    data = load_mnist(cfg.data_dir, download=cfg.download)
+    data = load_mnist(cfg.data_dir, download=cfg.download, image_size=cfg.image_size)
     emit({"kind": "note", "text": data.describe()})
-    x_all = torch.from_numpy(to_tensor_range(data.train_images)).to(device)  # [N, 1, 28, 28]
+    x_all = torch.from_numpy(to_tensor_range(data.train_images)).to(device)  # [N, C, H, W]
     y_all = torch.from_numpy(data.train_labels).to(device)  # [N]
     n_batches = len(y_all) // cfg.batch_size
     if n_batches == 0:
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the "
-                          f"{len(y_all)} training digits")
+                          f"{len(y_all)} training images")
 
     assert cfg.arch is not None
+    # the images' shape and the class count come from the data (MNIST: 1x28x28, 10 digits)
     mcfg = (ModelConfig.from_dict(info["model"]) if info else
-            model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width))
+            model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width,
+                         image_shape=data.image_shape, n_classes=data.n_classes))
+    if (tuple(mcfg.image_shape), mcfg.n_classes) != (data.image_shape, data.n_classes):
+        raise ConfigError(f"{out} was trained on {mcfg.n_classes} classes of "
+                          f"{'x'.join(map(str, mcfg.image_shape))} images, but the data now "
+                          f"holds {data.n_classes} classes of "
+                          f"{'x'.join(map(str, data.image_shape))}; resume with the same "
+                          "--data-dir and --image-size")
     torch.manual_seed(cfg.seed)  # initial weights (the same on every rank)
     nets = {k: v.to(device) for k, v in build_models(mcfg).items()}
     # The GANs keep an exponential moving average of the generator's weights; it draws the
@@ -431,7 +440,7 @@ def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> Trai
         clf = load_evaluator(evaluator, device=device)
         measured = ema if ema is not None else nets["generator"]
         result.fidelity = generator_fidelity(measured, clf, mcfg.z_dim, cfg.fidelity_samples,
-                                             FIDELITY_SEED, device)
+                                             FIDELITY_SEED, device, n_classes=mcfg.n_classes)
         result.fidelity["evaluator"] = str(evaluator)
         _append_metrics(out, {"step": state["step"], "event": "fidelity", **result.fidelity})
         emit({"kind": "note", "text": f"label fidelity {result.fidelity['fidelity']:.2%} on "
@@ -482,7 +491,7 @@ def _gan_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelCon
     z = rnd.normal("z", mcfg.z_dim)  # [B, z_dim]
     # with the label-grouped minibatch std, fakes take the batch's real labels
     y_fake = y if mcfg.mbstd else rnd.randint("label", mcfg.n_classes)  # [B]
-    fake = G(z, y_fake)  # [B, 1, 28, 28]
+    fake = G(z, y_fake)  # [B, C, H, W]
 
     adv_real, cls_real = D(x, y)
     adv_fake, _ = D(fake.detach(), y_fake)
@@ -528,7 +537,7 @@ def _vae_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelCon
     mu, logvar = enc(x, y)  # [B, z_dim] each
     eps = rnd.normal("eps", *mu.shape[1:])  # [B, z_dim]
     code = mu + eps * torch.exp(0.5 * logvar)
-    a = dec.decode_logits(code, y)  # [B, 1, 28, 28]
+    a = dec.decode_logits(code, y)  # [B, C, H, W]
     b = x.shape[0]
     recon = F.binary_cross_entropy_with_logits(2 * a, (x + 1) / 2, reduction="sum") / b
     p_mu, p_logvar = dec.prior(y)  # [B, z_dim] each
@@ -580,12 +589,12 @@ def _flow_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelCo
 
 def _sample_grid(generator: Any, mcfg: ModelConfig, out: Path, epoch: int, device: Any) -> Path:
     """One row per label, ten samples each, from the same latents every epoch."""
-    from edgegen.runtime.postprocess import to_uint8
+    from edgegen.runtime.postprocess import to_pixels
     from edgegen.training.images import save_grid
 
     labels = np.repeat(np.arange(mcfg.n_classes), 10)
     imgs = sample_images(generator, mcfg.z_dim, labels, SAMPLE_SEED, device)
-    return save_grid(to_uint8(imgs[:, 0]), out / "samples" / f"epoch_{epoch:04d}.png", nrow=10)
+    return save_grid(to_pixels(imgs), out / "samples" / f"epoch_{epoch:04d}.png", nrow=10)
 
 
 def _append_metrics(out: Path, row: dict[str, Any]) -> None:

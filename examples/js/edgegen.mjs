@@ -79,6 +79,35 @@ export function toUint8(values) {
   return out;
 }
 
+/**
+ * [C, H, W] of one image: manifest.generator.image_shape, else the image output's dimensions
+ * (bundles from before the field: MNIST's [1, 28, 28]).
+ */
+export function imageShape(manifest) {
+  const gen = manifest.generator;
+  if (gen.image_shape) return gen.image_shape;
+  const dims = gen.outputs[0].shape.slice(1);
+  return dims.length === 3 && dims.every(Number.isInteger) ? dims : [1, 28, 28];
+}
+
+/**
+ * The uint8 rule, laid out as edgegen.runtime returns pixels: float32 images [n, C, H, W] ->
+ * uint8 [n, H, W] for one channel, [n, H, W, C] (channels interleaved, as PPM/PNG store RGB)
+ * for more.
+ */
+export function toPixels(values, [c, h, w]) {
+  const u8 = toUint8(values);
+  if (c === 1) return u8;
+  const out = new Uint8Array(u8.length);
+  const plane = h * w;
+  for (let n0 = 0; n0 < u8.length; n0 += c * plane) {
+    for (let ch = 0; ch < c; ch++) {
+      for (let i = 0; i < plane; i++) out[n0 + i * c + ch] = u8[n0 + ch * plane + i];
+    }
+  }
+  return out;
+}
+
 /** Refuse a manifest whose schema, latent or uint8 rule is not the one implemented here. */
 export function checkContract(manifest) {
   const found = [manifest.schema, manifest.latent?.name, manifest.postprocess?.rule];
@@ -121,7 +150,8 @@ export function createGenerator(ort, manifest, generatorSession, evaluatorSessio
   const nClasses = gen.n_classes;
   const [zName, labelName] = gen.inputs.map((i) => i.name);
   const imageName = gen.outputs[0].name;
-  const pixels = gen.outputs[0].shape.slice(1).reduce((a, b) => a * b, 1);
+  const shape = imageShape(manifest); // [C, H, W]
+  const pixels = shape.reduce((a, b) => a * b, 1);
 
   async function forward(z, labels) {
     const feeds = {
@@ -129,7 +159,7 @@ export function createGenerator(ort, manifest, generatorSession, evaluatorSessio
       [labelName]: new ort.Tensor("int64", BigInt64Array.from(labels.map(BigInt)), [labels.length]),
     };
     const out = await generatorSession.run(feeds);
-    return out[imageName].data; // Float32Array [n * 1 * 28 * 28]
+    return out[imageName].data; // Float32Array [n * C * H * W]
   }
 
   async function judge(images, labels) {
@@ -174,10 +204,10 @@ export function createGenerator(ort, manifest, generatorSession, evaluatorSessio
   }
 
   function finish(result) {
-    return { ...result, u8: toUint8(result.images), pixels };
+    return { ...result, u8: toPixels(result.images, shape), pixels, shape };
   }
 
-  return { generate, forward, zDim, nClasses, pixels };
+  return { generate, forward, zDim, nClasses, pixels, shape };
 }
 
 // --------------------------------------------------------------------------- manifest checks

@@ -1,7 +1,7 @@
 // node generate.mjs BUNDLE LABEL SEED OUT.pgm [--variant fp32|fp16|int8] [--truncation PSI]
 //                   [--public-key public.pem]
-// One digit from a verified bundle, written as a binary PGM (P5, 28x28, maxval 255): the same
-// bytes as `Generator.load(BUNDLE).generate([LABEL], seed=SEED)` in Python. With --public-key
+// One image from a verified bundle, written as a binary PGM (P5, maxval 255; an RGB bundle: PPM,
+// P6): the same pixel bytes as `Generator.load(BUNDLE).generate([LABEL], seed=SEED)` in Python. With --public-key
 // the bundle must carry a bundle.sig by that key over exactly its files.
 
 import { writeFileSync } from "node:fs";
@@ -22,16 +22,17 @@ function parseArgs(argv) {
     throw new Error("usage: node generate.mjs BUNDLE LABEL SEED OUT.pgm [--variant fp32] [--truncation PSI]");
   }
   const [bundle, label, seed, out] = positional;
-  if (!/^[0-9]+$/.test(label)) throw new Error(`LABEL must be a digit class such as 7, got ${JSON.stringify(label)}`);
+  if (!/^[0-9]+$/.test(label)) throw new Error(`LABEL must be a class index such as 7, got ${JSON.stringify(label)}`);
   return { bundle, label: Number(label), seed: parseSeed(seed), out, ...options };
 }
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const { manifest, generator } = await openGenerator(args.bundle, { variant: args.variant, publicKey: args.publicKey });
-  const { u8 } = await generator.generate([args.label], args.seed, { truncation: args.truncation });
-  const [height, width] = manifest.postprocess.image_shape;
-  writeFileSync(args.out, Buffer.concat([Buffer.from(`P5\n${width} ${height}\n255\n`, "ascii"), Buffer.from(u8)]));
+  const { u8, shape } = await generator.generate([args.label], args.seed, { truncation: args.truncation });
+  const [channels, height, width] = shape;
+  const magic = channels === 3 ? "P6" : "P5";
+  writeFileSync(args.out, Buffer.concat([Buffer.from(`${magic}\n${width} ${height}\n255\n`, "ascii"), Buffer.from(u8)]));
   console.log(`wrote ${args.out}: label ${args.label}, seed ${args.seed}, ${args.variant}, ${width}x${height} uint8`);
 }
 

@@ -1,7 +1,7 @@
 // The browser example: load a bundle over HTTP, validate manifest.json against the one JSON
 // Schema (served from the Python package by serve.py) with ajv, check the bundle's signature
 // when given a public key, fetch only files the manifest lists and check the sha256 of each
-// against it, draw a digit for (label, seed) on a 28x28 canvas and show the evaluator's verdict.
+// against it, draw an image for (label, seed) on a canvas of the image's size (MNIST: 28x28) and show the evaluator's verdict.
 // URL parameters: bundle (default /bundle/), schema (default /schema/bundle.schema.json),
 // public_key (a PEM's URL: bundle.sig must verify with it), label, seed, variant, guard=1,
 // auto=1 (generate at once); pairs=7:42,3:0 with report=/report makes a test run each pair and
@@ -86,20 +86,31 @@ async function openBundle() {
   return { manifest, generator, hasEvaluator: evaluator !== null, signature };
 }
 
-/** Draw uint8 pixels on the canvas, then read back what the canvas holds (one byte a pixel). */
-function draw(u8) {
+/**
+ * Draw uint8 pixels ([H, W] grey or [H, W, 3] RGB, as the runtime returns them) on a canvas of
+ * the image's size, then read back what the canvas holds, in the same layout.
+ */
+function draw(u8, [c, h, w] = [1, 28, 28]) {
   const canvas = $("canvas");
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  const image = ctx.createImageData(canvas.width, canvas.height);
-  u8.forEach((v, i) => { image.data.set([v, v, v, 255], 4 * i); });
-  ctx.putImageData(image, 0, 0);
-  const shown = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-  const gray = new Uint8Array(u8.length);
-  for (let i = 0; i < gray.length; i++) {
-    if (shown[4 * i] !== shown[4 * i + 1] || shown[4 * i] !== shown[4 * i + 2]) throw new Error("canvas is not gray");
-    gray[i] = shown[4 * i];
+  const image = ctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    const px = c === 3 ? [u8[3 * i], u8[3 * i + 1], u8[3 * i + 2]] : [u8[i], u8[i], u8[i]];
+    image.data.set([...px, 255], 4 * i);
   }
-  return gray;
+  ctx.putImageData(image, 0, 0);
+  const shown = ctx.getImageData(0, 0, w, h).data;
+  const out = new Uint8Array(u8.length);
+  for (let i = 0; i < w * h; i++) {
+    if (c === 3) {
+      out.set([shown[4 * i], shown[4 * i + 1], shown[4 * i + 2]], 3 * i);
+    } else {
+      if (shown[4 * i] !== shown[4 * i + 1] || shown[4 * i] !== shown[4 * i + 2]) throw new Error("canvas is not gray");
+      out[i] = shown[4 * i];
+    }
+  }
+  return out;
 }
 
 function showVerdict(result) {
@@ -114,7 +125,7 @@ function showVerdict(result) {
 async function generateOne(bundle, label, seed, variant, guard) {
   const gen = await bundle.generator(variant);
   const result = await gen.generate([label], parseSeed(seed), { guard });
-  const canvas = draw(result.u8);
+  const canvas = draw(result.u8, result.shape);
   showVerdict(result);
   return { result, canvas };
 }

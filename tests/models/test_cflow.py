@@ -44,7 +44,7 @@ def test_image_shape_comes_from_the_config(shape: tuple[int, int, int]) -> None:
 
 
 def test_an_image_size_the_unet_cannot_halve_twice_is_refused() -> None:
-    with pytest.raises(ConfigError, match="divisible by 4"):
+    with pytest.raises(ConfigError, match="not a multiple of 4"):
         _gen(image_shape=(1, 30, 30))
     with pytest.raises(ConfigError, match="z_dim"):
         build_models(ModelConfig(arch="cflow", z_dim=100, width=8))

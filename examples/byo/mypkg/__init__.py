@@ -1,0 +1,1 @@
+"""A stand-in for your own package: a class-conditional generator edgegen knows nothing about."""
