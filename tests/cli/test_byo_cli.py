@@ -281,7 +281,8 @@ def test_from_onnx_wraps_goldens_by_onnxruntime_and_runs_everywhere(
     code, out = _cli("bench", "t", "--help")
     assert code == 0
     g = Generator.load("t")
-    # the bundle's model is the foreign graph: the same images as the file itself
+    # the bundle's model is the foreign graph after export's exact rewrites (recorded in the
+    # manifest): the file's own images up to float rounding
     import onnxruntime as ort
 
     from edgegen.runtime.latent import latent
@@ -290,7 +291,7 @@ def test_from_onnx_wraps_goldens_by_onnxruntime_and_runs_everywhere(
     z = latent(9, 3, 16)
     want = s.run(["out"], {"noise": z, "class_id": np.array([0, 4, 9], np.int64)})[0]
     got = g.generate([0, 4, 9], z=z, output="float")
-    assert np.array_equal(got, want)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     node = _node_bytes(Path("t").resolve(), 4, 7, tmp_path / "t.ppm")
     if node is not None:
         assert node == encode_pgm(g.generate([4], seed=7)[0])
