@@ -75,7 +75,10 @@ def test_generator_bundle(tiny_bundle: Path) -> None:
     model = onnx.load(str(tiny_bundle / "model.onnx"))
     gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
     shapes = {i.name: list(i.dims) for i in model.graph.initializer}
-    out_f, in_f = shapes[gemm.input[1]]  # [2c*49, z + e]
+    trans_b = any(a.name == "transB" and a.i for a in gemm.attribute)
+    # [2c*49, z + e] as exported; [z, 2c*49] after the embedding-into-gemm rewrite (the label's
+    # share becomes a lookup: no FLOPs)
+    out_f, in_f = shapes[gemm.input[1]] if trans_b else shapes[gemm.input[1]][::-1]
     c2 = out_f // 49
     c = c2 // 2
     expect = 2 * out_f * in_f + 2 * (c2 * 49) * (c * 16) + 2 * (c * 196) * (1 * 16)
