@@ -40,7 +40,7 @@ from edgegen.runtime.bundle import Bundle
 from edgegen.runtime.errors import EdgegenError
 from edgegen.runtime.latent import latent
 from edgegen.runtime.providers import NOT_ORT, ProviderSpec, make_session, ort, spec_for
-from edgegen.training.checkpoint import bundle_checkpoint, load_generator
+from edgegen.training.checkpoint import bundle_checkpoint, load_reference
 
 
 class PeerUnavailable(EdgegenError):
@@ -196,8 +196,7 @@ def torch_peer(bundle: Bundle, inputs: Inputs, *, device: str, threads: int,
         raise PeerUnavailable("PyTorch here has no CUDA device for the CUDA peer")
     torch.set_num_threads(threads)
     t0 = time.perf_counter_ns()
-    recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
-    gen, _ = load_generator(checkpoint, bundle.sampler, sha256=recorded)
+    gen, _ = load_reference(bundle, checkpoint)
     gen = gen.to(device)
     fn = torch.compile(gen) if compile_ else gen
     z = torch.from_numpy(inputs.z).to(device)

@@ -64,7 +64,7 @@ from edgegen.runtime.providers import (
 )
 from edgegen.runtime.report import Report
 from edgegen.runtime.sessions import run_evaluator, run_generator
-from edgegen.training.checkpoint import bundle_checkpoint, load_generator
+from edgegen.training.checkpoint import bundle_checkpoint, load_reference
 from edgegen.training.torch_utils import generate_images
 
 TOLERANCE_RULE = ("an element passes when |candidate - reference| <= atol + rtol * |reference| "
@@ -365,7 +365,7 @@ def pytorch_reference(bundle: Bundle, cases: list[Case]) -> dict[str, Any]:
         return info
     import torch
 
-    gen, run_info = load_generator(ckpt, bundle.sampler, sha256=recorded.get("sha256"))
+    gen, run_info = load_reference(bundle, ckpt)
     for case in cases:  # [B, z_dim], [B] -> [B, C, H, W], float32 on CPU like the goldens
         case.reference = generate_images(gen, case.z, case.label, batch=len(case.label))
     info.update(status="used", path=str(ckpt), sha256=recorded.get("sha256"),
@@ -706,7 +706,7 @@ def sampler_checks(cfg: VerifyConfig, bundle: Bundle, provider: str, variants: l
     if reference.get("status") == "used":
         import torch
 
-        gen, _ = load_generator(Path(reference["path"]), bundle.sampler)
+        gen, _ = load_reference(bundle, Path(reference["path"]))
         with torch.inference_mode():
             ref_states = [s.numpy() for s in gen.trajectory(torch.from_numpy(z),
                                                             torch.from_numpy(y))]

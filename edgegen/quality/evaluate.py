@@ -56,7 +56,7 @@ from edgegen.runtime.postprocess import to_pixels
 from edgegen.runtime.providers import ProviderSpec, make_session
 from edgegen.runtime.sampler import SamplerSpec, calls_per_image, sample
 from edgegen.runtime.sessions import run_evaluator, run_generator
-from edgegen.training.checkpoint import bundle_checkpoint, load_generator
+from edgegen.training.checkpoint import bundle_checkpoint, load_reference
 from edgegen.training.data import MnistSplits, load_mnist, to_tensor_range
 from edgegen.training.torch_utils import generate_images
 
@@ -261,8 +261,7 @@ def torch_runner(bundle: Bundle, provider: str, batch: int) -> tuple[Runner | No
 
     gpu = provider in ("cuda", "tensorrt")
     device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
-    recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
-    gen, _ = load_generator(ckpt, bundle.sampler, sha256=recorded)
+    gen, _ = load_reference(bundle, ckpt)
     gen = gen.to(device)
     note = "" if device != "cpu" or not gpu else \
         f"PyTorch ran on CPU: torch has no CUDA here (the ONNX variants run on {provider})"

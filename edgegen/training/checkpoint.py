@@ -174,6 +174,14 @@ def load_generator(checkpoint: Path, sampler: dict[str, Any] | None = None, *,
     return gen.eval(), info
 
 
+def load_reference(bundle: Bundle, checkpoint: Path) -> tuple[Any, dict[str, Any]]:
+    """The bundle's PyTorch reference: the generator of ``checkpoint`` (from
+    ``bundle_checkpoint``), its bytes checked against the manifest's sha256, with the bundle's
+    sampler settings — what verify, eval and the benchmark's PyTorch peer compare with."""
+    recorded = bundle.manifest.get("provenance", {}).get("checkpoint", {}).get("sha256")
+    return load_generator(checkpoint, bundle.sampler, sha256=recorded)
+
+
 def bundle_checkpoint(bundle: Bundle) -> tuple[Path | None, str]:
     """The checkpoint ``bundle`` was exported from, when it is still where the manifest says and
     unchanged (its sha256 matches); otherwise ``(None, why)``. This is the PyTorch reference of
