@@ -308,10 +308,11 @@ def start_world(device_name: str, timeout_s: float = DEFAULT_TIMEOUT_S,
 
     if not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
+        timeout = datetime.timedelta(seconds=timeout_s)
         try:
-            dist.init_process_group(backend=backend, rank=launch.rank,
-                                    world_size=launch.world_size,
-                                    timeout=datetime.timedelta(seconds=timeout_s),
+            dist.init_process_group(backend=backend, store=_round_store(launch, timeout),
+                                    rank=launch.rank, world_size=launch.world_size,
+                                    timeout=timeout,
                                     device_id=dev if dev.type == "cuda" else None)
         except (dist.DistError, RuntimeError, ValueError) as exc:
             raise DistributedError(f"rank {launch.rank} could not join the {backend} process "
@@ -324,6 +325,22 @@ def start_world(device_name: str, timeout_s: float = DEFAULT_TIMEOUT_S,
         raise ConfigError(f"the process group has {dist.get_world_size()} ranks but "
                           f"WORLD_SIZE={launch.world_size}")
     return World(launch, dev)
+
+
+def _round_store(launch: Launch, timeout: Any) -> Any:
+    """The key-value store the process group meets in, private to this restart round.
+
+    torchrun's c10d rendezvous keeps one store server for all rounds and hands every round's
+    workers the same address (``TORCHELASTIC_USE_AGENT_STORE``), so after a restart the keys of
+    the dead round are still there: a rank can read a killed peer's gloo address before the new
+    peer has written its own, and then fails with "Connection refused". Prefixing the keys with
+    the restart count (``TORCHELASTIC_RESTART_COUNT``) gives each round a clean namespace.
+    """
+    import torch.distributed as dist
+    from torch.distributed.rendezvous import rendezvous
+
+    store, _, _ = next(rendezvous("env://", launch.rank, launch.world_size, timeout=timeout))
+    return dist.PrefixStore(f"edgegen/round{launch.restart_count}", store)
 
 
 def _leave() -> None:

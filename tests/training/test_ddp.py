@@ -306,3 +306,42 @@ def test_the_launcher_passes_sigterm_on_and_leaves_no_process(idx_dir: Path, tmp
     assert rc != 0 and "stopped by SIGTERM" in launched.output(), launched.output()
     assert not [p for p in workers if Path(f"/proc/{p}").exists()]
     assert read_info(run)["step"] >= 5
+
+
+JOIN = ("from edgegen.training.distributed import joined\n"
+        "with joined('cpu', 1, timeout_s=60) as world:\n"
+        "    world.barrier()\n"
+        "print('joined', world.launch.rank)\n")
+
+
+def test_a_restarted_round_does_not_meet_the_dead_rounds_addresses(tmp_path: Path) -> None:
+    """torchrun's c10d rendezvous serves every round from one store: after a restart the old
+    round's gloo addresses are still in it. A rank that starts before its peer must wait for the
+    new address instead of dialing the dead process ("Connection refused")."""
+    store = torch.distributed.TCPStore("127.0.0.1", 0, world_size=1, is_master=True,
+                                       wait_for_workers=False)
+
+    def start(rank: int, restart: int) -> subprocess.Popen:
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port),
+               "TORCHELASTIC_USE_AGENT_STORE": "True",  # what torchrun's agent tells workers
+               "TORCHELASTIC_RESTART_COUNT": str(restart)}
+        return subprocess.Popen([sys.executable, "-c", JOIN], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    procs: list[subprocess.Popen] = []
+    try:
+        procs = [start(0, 0), start(1, 0)]  # round 0 leaves its addresses in the store
+        outs = [p.communicate(timeout=120)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        procs = [start(1, 1)]  # round 1: rank 1 first, rank 0 a few seconds later
+        time.sleep(5.0)
+        procs.append(start(0, 1))
+        outs = [p.communicate(timeout=120)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert "joined 1" in outs[0] and "joined 0" in outs[1], outs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
