@@ -31,7 +31,7 @@ demo: setup
 # The layer contracts first (a violation fails fast and says which import), then the suite.
 test: setup
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: setup
 	$(BIN)/ruff check .

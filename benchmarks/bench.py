@@ -100,6 +100,7 @@ def bench(cfg: BenchConfig, on_progress: Progress | None = None) -> BenchReport:
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t_start = time.perf_counter()
     probe = NoiseProbe()
+    probe.record.server_on_this_machine = endpoint is not None and endpoint.on_this_machine
     if cfg.noise_window_s > 0:
         emit({"kind": "note", "text": f"reading the machine's noise ({cfg.noise_window_s:g} s "
                                       "idle)"})
@@ -210,17 +211,26 @@ def served_comparison(report: BenchReport) -> list[dict[str, Any]]:
     return rows
 
 
+YARDSTICK_SETTLE_S = 0.25  # idle time before each interleaved yardstick probe
+
+
 def _between_rounds(cfg: BenchConfig, report: BenchReport, probe: NoiseProbe,
                     label: str) -> None:
     """After each interleaved round: close the noise interval, then measure the yardstick
-    once more (a short probe at the size that reached the best rate)."""
+    once more (a short probe at the size that reached the best rate).
+
+    The probe first lets the contenders' thread pools go idle (ONNX Runtime's and OpenVINO's
+    workers spin-wait for a while after a run, and OpenMP's for up to 200 ms): they are this
+    process's threads, so they would slow the probe without counting as other processes. It
+    then keeps the best of three windows, as the first yardstick does."""
     sample = probe.mark(label)
     mm = report.matmul
     if mm is None or cfg.yardstick_probe_s <= 0:
         return
+    time.sleep(YARDSTICK_SETTLE_S)
     try:
         rate = matmul_rate(mm.threads, mm.device, sizes=(mm.size,),
-                           seconds=cfg.yardstick_probe_s, trials=1, warmup=1)
+                           seconds=cfg.yardstick_probe_s, trials=3, warmup=1)
     except ImportError:  # torch went away: nothing to probe with
         return
     sample.matmul_gflops = rate.gflops

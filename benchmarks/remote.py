@@ -23,6 +23,7 @@ serialization and the server's hops cost.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import threading
 import time
@@ -61,6 +62,16 @@ class Endpoint:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def on_this_machine(self) -> bool:
+        """Whether the server answers on a loopback address (its CPU time is this machine's)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
 
 
 def _request(host: str, port: int, method: str, path: str, body: bytes | None = None,

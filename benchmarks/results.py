@@ -62,7 +62,7 @@ class BenchConfig:
     trt_cache_dir: Path | None = None  # None: <bundle>/trt_cache (the bundle allows it)
     measure_matmul: bool = True
     noise_window_s: float = 1.0  # idle seconds before and after the run: others' CPU use
-    yardstick_probe_s: float = 0.1  # the matmul yardstick again between rounds; 0: not
+    yardstick_probe_s: float = 0.3  # the matmul yardstick again between rounds; 0: not
     eval_report: Path | None = None  # JSON of `edgegen eval` for the fidelity column
     url: str | None = None  # a KServe v2 endpoint to measure (edgegen serve, Triton, KServe)
     model: str | None = None  # its model name; None: the bundle folder's, or the only one listed

@@ -103,6 +103,34 @@ def test_noise_verdict_follows_the_thresholds() -> None:
     assert "45%" in busy.reasons[0] and "before (idle)" in busy.reasons[0]
 
 
+def test_a_local_servers_cpu_is_not_noise_but_idle_windows_still_are() -> None:
+    from edgegen.benchmarks.noise import NoiseRecord, NoiseSample
+    from edgegen.benchmarks.remote import Endpoint
+
+    def record(idle_others: float, server: bool) -> NoiseRecord:
+        r = NoiseRecord([NoiseSample("before (idle)", 1.0, idle_others, 0.0, None, None, None,
+                                     idle=True),
+                         NoiseSample("served round 1", 1.0, 0.6, 0.0, None, None, None)],
+                        server_on_this_machine=server)
+        r.judge()
+        return r
+
+    # the server's 60% during the rounds counts as others for a remote or unknown server ...
+    assert record(0.01, server=False).noisy
+    # ... but is the measurement itself when the server runs here; the idle windows are judged
+    local = record(0.01, server=True)
+    assert not local.noisy and local.summary["others_max"] == 0.01
+    assert "idle windows only" in local.summary["others_judged_on"]
+    assert record(0.3, server=True).noisy  # someone else ran while the server was idle
+
+    def endpoint(host: str) -> Endpoint:
+        return Endpoint(host, 8000, "m", "z", "label", "image", 8, 1, {})
+
+    assert [endpoint(h).on_this_machine for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2",
+                                                  "10.0.0.5", "gpu-box")] == \
+        [True, True, True, True, False, False]
+
+
 def test_plain_peers_run_the_unrewritten_export(tiny_bundle: Path, tmp_path: Path) -> None:
     import onnx
 
