@@ -3,6 +3,7 @@ the summary names the family, its fidelity and the guidance knob."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -15,9 +16,11 @@ def test_demo_runs_the_chain_on_cflow(idx_dir: Path, tmp_path: Path) -> None:
     assert DEMO_ARCH == "cflow" and DEMO_STEPS >= 500
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "3", "--samples", "40",
+                                   "--sweep-samples", "40",
                                    "--data-dir", str(idx_dir)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "cflow: 3 steps" in res.output and "guidance 3 (4 steps)" in res.output
+    assert re.search(r"PASS: \d+ passed, 0 failed, 1 skipped \(the signature check", res.output)
     assert (out / "bundle" / "denoiser.onnx").is_file()
     assert (out / "eval" / "sampler_sweep.png").is_file()
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "3"])
