@@ -219,8 +219,8 @@ def _between_rounds(cfg: BenchConfig, report: BenchReport, probe: NoiseProbe,
     """After each interleaved round: close the noise interval, then measure the yardstick
     once more (a short probe at the size that reached the best rate).
 
-    The probe first lets the contenders' thread pools go idle (ONNX Runtime's and OpenVINO's
-    workers spin-wait for a while after a run, and OpenMP's for up to 200 ms): they are this
+    The probe first lets the contenders' thread pools go idle (ONNX Runtime's, OpenVINO's and
+    OpenMP's workers spin-wait for a while after a run before they sleep): they are this
     process's threads, so they would slow the probe without counting as other processes. It
     then keeps the best of three windows, as the first yardstick does."""
     sample = probe.mark(label)

@@ -48,7 +48,8 @@ def compare_command(
                                 help="ONNX Runtime threads when timing (0: usable cores)."),
     json_path: Path = typer.Option(None, "--json", help="Also write the JSON report here."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
-                                  help="Folder of MNIST IDX files (the models' training data)."),
+                                  help="Folder of MNIST IDX files, or of one sub-folder of "
+                                       "images per class (the models' training data)."),
 ) -> None:
     """Measure several bundles the same way — params, MFLOP per image, training minutes,
     fidelity (evaluator and referee), FID, diversity, CPU img/s and batch-1 ms — and print

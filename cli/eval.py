@@ -113,7 +113,8 @@ def eval_command(
     out: Path = typer.Option(X.out, "--out", "-o", help="Report folder (markdown, JSON, PNG)."),
     json_path: Path = typer.Option(None, "--json", help="Also write the JSON report here."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="EDGEGEN_DATA_DIR",
-                                  help="Folder of MNIST IDX files (default: fallbacks)."),
+                                  help="Folder of MNIST IDX files, or of one sub-folder of "
+                                       "images per class (default: fallbacks)."),
 ) -> None:
     """Measure label fidelity, FID, diversity, the truncation knob and the guard of every
     variant of a bundle; exit 1 when a gate fails."""
