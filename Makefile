@@ -8,11 +8,12 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: setup demo test lint clean
 
-$(BIN)/edgegen: pyproject.toml
+# Both distributions editable: the runtime (runtime/, torch-free) and the toolchain (src/).
+$(BIN)/edgegen: pyproject.toml runtime/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[cpu,serve,sign,dev,openvino]"
+	$(BIN)/python -m pip install -q -e ./runtime -e ".[serve,ray,sign,openvino,dev]"
 	touch $@
 
 examples/node/node_modules: examples/node/package-lock.json

@@ -18,6 +18,11 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# `edgegen` is a namespace package over two distributions; these are its portions
+PORTIONS = ("edgegen.cli", "edgegen.benchmarks", "edgegen.serve", "edgegen.export",
+            "edgegen.quality", "edgegen.training", "edgegen.models", "edgegen.core",
+            "edgegen.runtime")
+SOURCE_ROOTS = (ROOT / "src", ROOT / "runtime" / "src")
 RUNTIME_MAY_IMPORT = {"numpy", "onnxruntime", "jsonschema"}  # besides the stdlib and itself
 # imported inside functions only, when asked for (declared in pyproject.toml): model_signing
 # when a public key is given, openvino when the ``openvino`` provider is asked for
@@ -27,7 +32,7 @@ RUNTIME_OPTIONAL = {"edgegen.runtime.signature": {"model_signing"},
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph("edgegen", include_external_packages=True, cache_dir=None)
+    return grimp.build_graph(*PORTIONS, include_external_packages=True, cache_dir=None)
 
 
 def test_the_runtime_imports_only_numpy_onnxruntime_and_the_standard_library(
@@ -65,10 +70,23 @@ def test_no_import_circle_anywhere_in_the_package(graph: grimp.ImportGraph) -> N
 
 
 def _python_files() -> list[Path]:
-    """The package's source files, each once (edgegen/export etc. are symlinks: not followed)."""
-    folders = [ROOT / "edgegen", ROOT / "export", ROOT / "benchmarks", ROOT / "cli"]
-    return sorted(Path(d) / f for folder in folders for d, _, files in os.walk(folder)
-                  for f in files if f.endswith(".py") and "scripts" not in Path(d).parts)
+    """The source files of both distributions."""
+    return sorted(p for root in SOURCE_ROOTS for p in (root / "edgegen").rglob("*.py"))
+
+
+def test_the_tree_has_no_symlinks_and_every_portion_once() -> None:
+    """Every file exists once: no symbolic links outside .git, .venv and node_modules, and each
+    portion of the namespace lives in exactly one of the two source roots."""
+    skip = {".git", ".venv", "node_modules"}
+    links = [str(Path(d, n).relative_to(ROOT)) for d, dirs, files in os.walk(ROOT)
+             if not skip & set(Path(d).relative_to(ROOT).parts)
+             for n in dirs + files if Path(d, n).is_symlink()]
+    assert not links, links
+    for portion in PORTIONS:
+        homes = [r for r in SOURCE_ROOTS if (r / portion.replace(".", "/")).is_dir()]
+        assert len(homes) == 1, (portion, homes)
+    assert not (ROOT / "src" / "edgegen" / "__init__.py").exists()  # a namespace package
+    assert not (ROOT / "runtime" / "src" / "edgegen" / "__init__.py").exists()
 
 
 def test_no_module_imports_another_modules_private_names() -> None:

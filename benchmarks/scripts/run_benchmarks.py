@@ -103,7 +103,7 @@ def run_all(a: argparse.Namespace) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     import os
 
-    record: dict[str, Any] = {"started": _dt.datetime.now(_dt.timezone.utc)
+    record: dict[str, Any] = {"started": _dt.datetime.now(_dt.UTC)
                               .isoformat(timespec="seconds"), "machine": info, "bundles": [],
                               "data_dir": os.environ.get("EDGEGEN_DATA_DIR")}
     server_done = False

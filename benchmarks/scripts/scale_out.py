@@ -302,7 +302,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     if a.ingress == "haproxy":  # read by Serve's controller, which runs on the cluster's nodes
         ENV["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-    meta = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    meta = {"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "bundle": a.bundle, "max_batch": a.max_batch, "max_delay_ms": a.max_delay_ms,
             "threads": a.threads, "p99_bound_ms": a.p99_bound_ms, "ingress": a.ingress,
             "load_start": os.getloadavg(), "cpus": os.cpu_count(),

@@ -19,7 +19,7 @@ import {
 
 /** The schema file Python ships in its package (never a copy); EDGEGEN_BUNDLE_SCHEMA overrides. */
 export const SCHEMA_FILE = process.env.EDGEGEN_BUNDLE_SCHEMA
-  ?? new URL("../../edgegen/runtime/bundle.schema.json", import.meta.url);
+  ?? new URL("../../runtime/src/edgegen/runtime/bundle.schema.json", import.meta.url);
 let validator = null;
 const schemaValidator = () => (validator ??= compileSchema(Ajv2020, JSON.parse(readFileSync(SCHEMA_FILE, "utf8"))));
 

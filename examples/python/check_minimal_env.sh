@@ -37,12 +37,9 @@ trap 'rm -rf "$WORK"' EXIT
 PIP=("$WORK/venv/bin/python" -m pip --disable-pip-version-check --quiet)
 "${PIP[@]}" install numpy onnxruntime jsonschema
 # build from a copy of the package's sources, so the checkout gets no build/ or egg-info
-mkdir "$WORK/src"
-for item in pyproject.toml README.md LICENSE edgegen export benchmarks cli; do
-  if [[ -e "$REPO/$item" ]]; then cp -r "$REPO/$item" "$WORK/src/"; fi
-done
+cp -r "$REPO/runtime" "$WORK/src"
 "${PIP[@]}" wheel --no-deps --wheel-dir "$WORK/wheels" "$WORK/src"
-"${PIP[@]}" install --no-deps "$WORK"/wheels/edgegen-*.whl
+"${PIP[@]}" install --no-deps "$WORK"/wheels/edgegen_runtime-*.whl
 echo "installed: $("$WORK/venv/bin/python" -m pip list --format=freeze --disable-pip-version-check | tr '\n' ' ')"
 
 cd "$WORK"

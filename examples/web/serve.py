@@ -42,12 +42,12 @@ SCHEMA_NAME = "bundle.schema.json"
 def schema_file() -> Path:
     """edgegen/runtime/bundle.schema.json of this checkout, else of the installed package
     (found without importing it)."""
-    here = EXAMPLES.parent / "edgegen" / "runtime" / SCHEMA_NAME
+    here = EXAMPLES.parent / "runtime" / "src" / "edgegen" / "runtime" / SCHEMA_NAME
     if here.is_file():
         return here
-    spec = importlib.util.find_spec("edgegen")
+    spec = importlib.util.find_spec("edgegen.runtime")
     if spec is not None and spec.origin:
-        installed = Path(spec.origin).parent / "runtime" / SCHEMA_NAME
+        installed = Path(spec.origin).parent / SCHEMA_NAME
         if installed.is_file():
             return installed
     raise SystemExit(f"cannot find edgegen/runtime/{SCHEMA_NAME}: run from an edgegen checkout "

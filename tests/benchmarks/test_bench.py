@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgegen.benchmarks import BenchConfig, bench
-from edgegen.runtime.errors import BundleError, ConfigError, ProviderError
+from edgegen.core.errors import BundleError, ConfigError, ProviderError
 
 FAST = dict(iters=3, warmup_iters=1, warmup_s=0.0, rounds=2, measure_matmul=False,
             noise_window_s=0.0)

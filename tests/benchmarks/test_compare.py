@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from edgegen.benchmarks.compare import CompareConfig, compare
 from edgegen.cli.app import app
-from edgegen.runtime.errors import BundleError, ConfigError
+from edgegen.core.errors import BundleError, ConfigError
 from tests.quality.test_evaluate import lookup_bundle
 
 runner = CliRunner()

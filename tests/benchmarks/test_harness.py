@@ -12,7 +12,7 @@ from edgegen.benchmarks.harness import (
     time_calls,
     warm_up,
 )
-from edgegen.runtime.errors import ConfigError
+from edgegen.core.errors import ConfigError
 
 
 def test_warm_up_needs_both_iterations_and_time() -> None:

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from edgegen.cli.app import app
 from edgegen.cli.common import errors_to_exit
-from edgegen.runtime.errors import OutputError
-from edgegen.runtime.fileio import save_report
+from edgegen.core.errors import OutputError
+from edgegen.core.fileio import save_report
 
 runner = CliRunner()
 QUICK_VERIFY = ["--precision", "fp32", "--batch", "1,8", "--repeats", "2"]

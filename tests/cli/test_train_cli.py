@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from edgegen import __version__
 from edgegen.cli.app import app
+from edgegen.core import __version__
 from tests.conftest import write_idx
 
 runner = CliRunner()

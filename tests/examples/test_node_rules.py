@@ -91,8 +91,8 @@ def test_node_reads_the_one_schema_file(node_example: Path, tiny_bundle: Path,
     default is the package's file, not a copy)."""
     import os
 
-    strict = json.loads((Path(__file__).resolve().parents[2] / "edgegen" / "runtime"
-                         / "bundle.schema.json").read_text())
+    runtime = Path(__file__).resolve().parents[2] / "runtime" / "src" / "edgegen" / "runtime"
+    strict = json.loads((runtime / "bundle.schema.json").read_text())
     strict["$defs"]["generator"]["properties"]["z_dim"]["maximum"] = 10
     other = tmp_path / "schema.json"
     other.write_text(json.dumps(strict))

@@ -150,7 +150,8 @@ def test_server_serves_only_regular_files_of_the_bundle_and_the_one_schema(
         status, body = _get(port, "/bundle/model.onnx")
         assert status == 200 and body == (root / "model.onnx").read_bytes()
         status, body = _get(port, "/schema/bundle.schema.json")
-        schema = Path(__file__).resolve().parents[2] / "edgegen/runtime/bundle.schema.json"
+        schema = (Path(__file__).resolve().parents[2]
+                  / "runtime/src/edgegen/runtime/bundle.schema.json")
         assert status == 200 and body == schema.read_bytes()  # the package's file itself
         for path in ("/bundle/README.md", "/bundle/golden/test_data_set_9/secret.txt",
                      "/bundle/golden/", "/bundle/", "/bundle/../../secret.txt",

@@ -12,10 +12,10 @@ import onnxruntime as ort
 import pytest
 from onnx.reference import ReferenceEvaluator
 
+from edgegen.core.errors import CheckpointError, ConfigError, ExportError
 from edgegen.export.bundler import ExportConfig, export_bundle
 from edgegen.export.golden import load_golden_set
 from edgegen.runtime.bundle import load_bundle
-from edgegen.runtime.errors import CheckpointError, ConfigError, ExportError
 
 
 def _session(path: Path) -> ort.InferenceSession:

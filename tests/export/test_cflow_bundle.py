@@ -12,11 +12,11 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+from edgegen.core.errors import ConfigError, RuntimeInputError
 from edgegen.export.bundler import ExportConfig, export_bundle
 from edgegen.export.denoiser import LOOP_TOLERANCE
 from edgegen.export.golden import load_golden_set
 from edgegen.runtime.bundle import load_bundle
-from edgegen.runtime.errors import ConfigError, RuntimeInputError
 from edgegen.runtime.latent import latent
 from edgegen.runtime.sampler import sample
 from edgegen.training.checkpoint import load_generator

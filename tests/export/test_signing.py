@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
+from edgegen.core.errors import BundleError
 from edgegen.export.golden import read_tensor, write_tensor
 from edgegen.runtime import Generator
 from edgegen.runtime.bundle import MANIFEST, file_entry
-from edgegen.runtime.errors import BundleError
 from tests.export.test_verify import perturb_model
 
 runner = CliRunner()

@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
+from edgegen.core.errors import BundleError, ConfigError
 from edgegen.export.triton import LATENT_IMPORT, LATENT_STANDIN, TritonConfig, export_triton
 from edgegen.runtime import Generator
-from edgegen.runtime.errors import BundleError, ConfigError
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
 text_format = pytest.importorskip("google.protobuf.text_format")
@@ -213,7 +213,7 @@ def test_model_py_needs_no_torch_and_no_edgegen(repo: Path) -> None:
                       if isinstance(n, ast.ImportFrom) and n.level == 0}
             assert not names & {"torch", "edgegen", "onnx", "onnxruntime"}, (f, names)
         # one definition: edgegen's own sources, copied (the latent's one import replaced)
-        runtime = ROOT / "edgegen" / "runtime"
+        runtime = ROOT / "runtime" / "src" / "edgegen" / "runtime"
         assert (folder / "edgegen_postprocess.py").read_text() == \
             (runtime / "postprocess.py").read_text()
         ours = (folder / "edgegen_latent.py").read_text()

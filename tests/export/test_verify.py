@@ -12,6 +12,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from edgegen.core.errors import BundleError, ConfigError, ProviderError
 from edgegen.export.golden import read_tensor, write_tensor
 from edgegen.export.verify import (
     Case,
@@ -24,7 +25,6 @@ from edgegen.export.verify import (
     verify,
 )
 from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
-from edgegen.runtime.errors import BundleError, ConfigError, ProviderError
 from edgegen.runtime.providers import (
     ProviderSpec,
     available,

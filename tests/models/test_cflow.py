@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from edgegen.core.errors import ConfigError, RuntimeInputError
 from edgegen.models.config import ModelConfig, model_config
 from edgegen.models.registry import build_models
-from edgegen.runtime.errors import ConfigError, RuntimeInputError
 from edgegen.runtime.sampler import calls_per_image, time_grid
 
 

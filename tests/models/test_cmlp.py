@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from edgegen.core.errors import ConfigError
 from edgegen.models.cmlp import Discriminator, Generator, label_std
 from edgegen.models.config import ModelConfig, model_config
-from edgegen.runtime.errors import ConfigError
 
 
 def test_label_std_sees_a_collapsed_label_and_only_that_one() -> None:

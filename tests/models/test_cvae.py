@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from edgegen.core.errors import ConfigError
 from edgegen.models.cdcgan import Generator as ConvGenerator
 from edgegen.models.config import ModelConfig, model_config
 from edgegen.models.cvae import Decoder, Encoder
-from edgegen.runtime.errors import ConfigError
 
 
 def test_learned_prior_maps_standard_normal_z_to_the_labels_prior() -> None:

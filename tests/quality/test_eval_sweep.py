@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
+from edgegen.core.errors import ConfigError, RuntimeInputError
 from edgegen.quality.evaluate import EvalConfig, evaluate
 from edgegen.quality.flops import count_flops
-from edgegen.runtime.errors import ConfigError, RuntimeInputError
 
 SMALL = dict(samples=60, sweep_samples=40, truncation=(), guard=False, torch=False,
              precisions=("fp32",))

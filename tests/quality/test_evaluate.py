@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgegen.core.errors import BundleError, ConfigError
 from edgegen.quality.evaluate import (
     EvalConfig,
     VariantQuality,
@@ -19,7 +20,6 @@ from edgegen.quality.evaluate import (
     judge_warnings,
 )
 from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
-from edgegen.runtime.errors import BundleError, ConfigError
 from edgegen.runtime.guard import accept, softmax
 from edgegen.training.data import load_mnist
 

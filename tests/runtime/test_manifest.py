@@ -190,8 +190,8 @@ def test_depth_is_counted_before_parsing_and_ignores_brackets_in_strings() -> No
 def test_the_schema_file_is_the_package_data_file() -> None:
     assert SCHEMA_FILE.name == "bundle.schema.json" and SCHEMA_FILE.parent.name == "runtime"
     assert schema()["properties"]["schema"] == {"const": "edgegen.bundle/1"}
-    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
-    assert '"edgegen.runtime" = ["bundle.schema.json"]' in pyproject
+    pyproject = (Path(__file__).resolve().parents[2] / "runtime" / "pyproject.toml").read_text()
+    assert '"edgegen.runtime" = ["bundle.schema.json", "py.typed"]' in pyproject
 
 
 # ------------------------------------------------------------------------------- fuzzing

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.runtime.errors import CheckpointError
+from edgegen.core.errors import CheckpointError
 from edgegen.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_info
 
 

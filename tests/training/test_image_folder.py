@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgegen.runtime.errors import DataError
+from edgegen.core.errors import DataError
 from edgegen.training.data import HELDOUT_FRACTION, load_mnist, to_tensor_range
 
 

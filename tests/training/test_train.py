@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgegen.runtime.errors import CheckpointError, ConfigError
+from edgegen.core.errors import CheckpointError, ConfigError
 from edgegen.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_info
 from edgegen.training.train import TrainConfig, train
 

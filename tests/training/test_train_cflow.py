@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgegen.runtime.errors import ConfigError
+from edgegen.core.errors import ConfigError
 from edgegen.training.checkpoint import load_checkpoint, load_generator, read_info
 from edgegen.training.train import TrainConfig, train
 

@@ -1,0 +1,215 @@
+"""What ``edgegen bench`` takes and gives: ``BenchConfig`` (every default of the command),
+``BenchResult`` (one contender at one batch size) and ``BenchReport``; shared by the stage in
+``bench`` and the scenarios in ``offline`` and ``server``."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from edgegen.benchmarks.harness import TimingPlan
+from edgegen.benchmarks.machine import MatmulRate
+from edgegen.benchmarks.noise import NoiseRecord
+from edgegen.benchmarks.scenarios import ServerResult, Sweep
+from edgegen.benchmarks.stats import LatencyStats
+from edgegen.core.errors import ConfigError, EdgegenError, require_positive
+from edgegen.core.report import Report
+from edgegen.runtime.bundle import PRECISIONS
+from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.providers import EP_NAMES
+
+PEERS = ("torch", "torch-compile", "ort-default", "openvino", "ort-plain", "openvino-plain")
+PROVIDERS = tuple(EP_NAMES)
+SCENARIOS = ("offline", "server")
+HTTP_TENSORS = ("binary", "json")
+Say = Callable[[str], None]  # a stage's Reporter.say: one line of progress
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every default of ``edgegen bench`` lives here; the CLI reuses them."""
+
+    bundle: Path | None = Path("bundles/cdcgan")  # None: only --url (nothing in-process)
+    provider: str = "cpu"  # cpu | cuda | tensorrt | openvino
+    precisions: tuple[str, ...] = ()  # (): every variant the bundle has
+    batches: tuple[int, ...] = (1, 8, 64, 256)
+    io_binding: bool = False  # CUDA/TensorRT: inputs and output live on the device
+    cuda_graph: bool = False  # capture and replay (implies io_binding)
+    peers: tuple[str, ...] = ("torch", "ort-default", "openvino")
+    threads: int = 0  # intra-op threads of ORT, torch and OpenVINO; 0: the usable cores
+    spinning: bool | None = None  # ORT intra-op spin-wait; None: ORT's default (on)
+    tune: bool = False  # CPU: also time fp32 over threads {1, N} x spinning {on, off}
+    warmup_iters: int = 10
+    warmup_s: float = 0.3
+    iters: int | None = None  # timed calls per contender and batch; None: by duration
+    duration_s: float = 1.0  # timed seconds per contender and batch (offline)
+    rounds: int = 5  # interleaved blocks per contender
+    scenario: str = "offline"  # offline | server
+    qps: float = 500.0  # server: offered load (Poisson)
+    server_duration_s: float = 10.0  # server: seconds of arrivals per contender
+    workers: int = 0  # server: worker threads; 0: one per thread of the budget
+    max_batch: int = 1  # server: requests a worker may batch together (1: MLPerf server)
+    max_delay_ms: float = 0.0  # server: how long a batch waits for more requests (Triton's
+    #                            max_queue_delay); with max_batch > 1 the batch-1 server runs too
+    p99_bound_ms: float | None = None  # server: sweep for the highest QPS with p99 <= this
+    sweep_steps: int = 8
+    seed: int = 2024  # latents of the inputs (same for every contender)
+    device_id: int = 0
+    trt_cache_dir: Path | None = None  # None: <bundle>/trt_cache (the bundle allows it)
+    measure_matmul: bool = True
+    noise_window_s: float = 1.0  # idle seconds before and after the run: others' CPU use
+    yardstick_probe_s: float = 0.3  # the matmul yardstick again between rounds; 0: not
+    eval_report: Path | None = None  # JSON of `edgegen eval` for the fidelity column
+    url: str | None = None  # a KServe v2 endpoint to measure (edgegen serve, Triton, KServe)
+    model: str | None = None  # its model name; None: the bundle folder's, or the only one listed
+    http_tensors: str = "binary"  # binary (the v2 binary tensor extension) | json
+    connections: int = 32  # server scenario over HTTP: worker threads, one keep-alive each
+    http_timeout_s: float = 10.0  # the longest one HTTP request may take
+    command: str | None = None
+
+    def plan(self) -> TimingPlan:
+        return TimingPlan(warmup_iters=self.warmup_iters, warmup_s=self.warmup_s,
+                          iters=self.iters, duration_s=self.duration_s, rounds=self.rounds)
+
+
+@dataclass
+class BenchResult:
+    """One contender at one batch size."""
+
+    key: str
+    contender: str  # edgegen | tuned | torch | torch-compile | ort-default | openvino | *-plain
+    variant: str
+    provider: str
+    batch: int
+    latency: LatencyStats
+    session_create_s: float
+    first_run_s: float
+    warmup_iters: int
+    warmup_s: float
+    settings: dict[str, Any]
+    speedup_p50: float | None = None  # PyTorch eager p50 / this p50, same batch
+    speedup_throughput: float | None = None  # this img/s / PyTorch eager img/s, same batch
+    fidelity: float | None = None
+    fidelity_source: str | None = None
+    achieved_gflops: float | None = None
+    matmul_fraction: float | None = None  # achieved / the machine's dense fp32 matmul rate
+    best_tuned: bool = False
+
+    @property
+    def label(self) -> str:
+        """What the table's provider column shows."""
+        s = self.settings
+        if self.contender == "edgegen":
+            extra = "+graph" if s.get("cuda_graph") else "+iobind" if s.get("io_binding") else ""
+            return f"{self.provider}{extra}"
+        if self.contender == "tuned":
+            return f"cpu {s['intra_op_threads']}t spin-{s['spinning']}" \
+                + ("*" if self.best_tuned else "")
+        return self.contender
+
+
+@dataclass
+class BenchReport(Report):
+    bundle: Path | None
+    provider: str
+    scenario: str
+    config: dict[str, Any]
+    machine: dict[str, Any]
+    versions: dict[str, str | None]
+    threads: dict[str, Any]
+    flops: dict[str, Any]
+    matmul: MatmulRate | None
+    results: list[BenchResult] = field(default_factory=list)
+    server: list[ServerResult] = field(default_factory=list)
+    sweeps: dict[str, Sweep] = field(default_factory=dict)
+    noise: NoiseRecord | None = None  # the machine before, during and after (benchmarks.noise)
+    unavailable: dict[str, str] = field(default_factory=dict)  # peer -> why it was not run
+    failures: dict[str, str] = field(default_factory=dict)  # contender -> what went wrong
+    notes: list[str] = field(default_factory=list)
+    served: dict[str, Any] = field(default_factory=dict)  # --url: the endpoint, the comparison
+    started: str = ""
+    wall_s: float = 0.0
+    command: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Bench gates nothing: it passes when every contender asked for was measured."""
+        return not self.failures and (bool(self.results) or bool(self.server))
+
+    def find(self, contender: str, variant: str | None = None, batch: int | None = None
+             ) -> list[BenchResult]:
+        return [r for r in self.results if r.contender == contender
+                and (variant is None or r.variant == variant)
+                and (batch is None or r.batch == batch)]
+
+    def table_rows(self) -> list[BenchResult]:
+        """Rows for the terminal table: every result except tuned configs that lost."""
+        return [r for r in self.results if r.contender != "tuned" or r.best_tuned]
+
+    def save_json(self, path: str | Path) -> None:
+        atomic_write_text(path, self.to_json() + "\n")
+
+
+def validate(cfg: BenchConfig) -> None:
+    if cfg.provider not in PROVIDERS:
+        raise ConfigError(f"unknown provider {cfg.provider!r}; expected one of "
+                          f"{', '.join(PROVIDERS)}")
+    bad = [p for p in cfg.precisions if p not in PRECISIONS]
+    if bad:
+        raise ConfigError(f"unknown precision {', '.join(bad)}; expected a comma-separated "
+                          f"list of {', '.join(PRECISIONS)}")
+    unknown = [p for p in cfg.peers if p not in PEERS]
+    if unknown:
+        raise ConfigError(f"unknown peer {', '.join(unknown)}; expected a comma-separated list "
+                          f"of {', '.join(PEERS)} (or none)")
+    if not cfg.batches or any(b < 1 for b in cfg.batches):
+        raise ConfigError(f"--batch needs positive batch sizes, got {list(cfg.batches)}")
+    if cfg.scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {cfg.scenario!r}; expected offline or server")
+    if cfg.threads < 0 or cfg.workers < 0 or cfg.max_batch < 1 or cfg.max_delay_ms < 0:
+        raise ConfigError("--threads, --workers and --max-delay-ms must be >= 0 and "
+                          "--max-batch >= 1")
+    if cfg.bundle is None and cfg.url is None:
+        raise ConfigError("give a bundle, a --url to measure, or both")
+    if cfg.url is not None:
+        split_url(cfg.url)
+        if cfg.http_tensors not in HTTP_TENSORS:
+            raise ConfigError(f"--http-tensors takes binary or json, got {cfg.http_tensors!r}")
+        require_positive(cfg, "connections", "http_timeout_s")
+    if (cfg.io_binding or cfg.cuda_graph) and cfg.provider == "cpu":
+        raise ConfigError("--io-binding and --cuda-graph are for --provider cuda or tensorrt "
+                          "(on CPU the inputs already live where the model runs)")
+    require_positive(cfg, "qps", "p99_bound_ms", "sweep_steps")
+    if cfg.noise_window_s < 0 or cfg.yardstick_probe_s < 0:
+        raise ConfigError("--noise-window and the yardstick probe time must be >= 0")
+    if cfg.scenario == "server" and not cfg.server_duration_s > 0:
+        raise ConfigError(f"--duration must be positive, got {cfg.server_duration_s}")
+    cfg.plan().validate()
+
+
+def split_url(url: str) -> tuple[str, int]:
+    """(host, port) of ``--url``, which must be a plain-HTTP server root."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(f"--url {url!r}: expected http://HOST:PORT (plain HTTP)")
+    if parts.path not in ("", "/"):
+        raise ConfigError(f"--url {url!r}: give the server's root (the v2 paths are added), "
+                          "not a path")
+    return parts.hostname, parts.port or 80
+
+
+def release() -> None:
+    """Drop sessions between batch groups so that memory and thread pools do not pile up."""
+    gc.collect()
+
+
+def record_failure(report: BenchReport, key: str, exc: Exception, emit: Say) -> None:
+    msg = str(exc).splitlines()[0][:400] if str(exc) else type(exc).__name__
+    if not isinstance(exc, EdgegenError):
+        msg = f"{type(exc).__name__}: {msg}"
+    report.failures[key] = msg
+    emit(f"{key} failed: {msg}")
