@@ -53,7 +53,8 @@ class EdgegenModel:
                      .get_node_id(), "pid": os.getpid(), "threads": threads}
         # every reply says which replica and node answered (scale-out is observable)
         self.reply_headers = {"x-edgegen-replica": self.info["replica"],
-                              "x-edgegen-node": self.info["node"][:12]}
+                              "x-edgegen-node": self.info["node"][:12],
+                              "x-edgegen-pid": str(self.info["pid"])}
         self.watcher = GateWatcher(cfg.model_name, self.info, self.endpoints)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="edgegen-infer")
         self.batched.set_max_batch_size(cfg.max_batch)
