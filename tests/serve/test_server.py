@@ -207,6 +207,22 @@ def test_bench_url_measures_the_endpoint_beside_in_process(server: Server, tmp_p
     (s,) = r.server
     assert s.contender == "served" and s.issued > 0 and s.max_batch == 4
     assert s.completed + s.rejected + s.failed + s.unfinished == s.issued and s.failed == 0
+    assert s.client_cpu_share is not None and 0 < s.client_cpu_share <= 1
+    # two servers (this engine and another local one) beside the in-process server scenario,
+    # in one run
+    with start_server(server.bundle, tmp_path, "local", ("--workers", "1", "--threads", "1",
+                                                         "--max-batch", "4")) as other:
+        urls = (url, f"http://127.0.0.1:{other.port}")
+        r = bench(BenchConfig(bundle=server.bundle, url=urls, scenario="server", qps=20.0,
+                              server_duration_s=0.5, connections=2, max_batch=4,
+                              warmup_iters=1, warmup_s=0.0, measure_matmul=False,
+                              noise_window_s=0.0))
+    assert r.passed, r.failures
+    served = [x for x in r.server if x.contender == "served"]
+    assert sorted(x.variant for x in served) == sorted(u.removeprefix("http://") for u in urls)
+    assert {x.contender for x in r.server} >= {"edgegen", "served"}
+    assert [e["url"] for e in r.served["endpoints"]] == list(urls)
+    assert all(x.client_cpu_share is not None for x in served)
 
 
 def test_tritonclient_http_json_and_binary_tensors(server: Server, gen: Generator) -> None:
