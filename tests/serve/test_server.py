@@ -488,3 +488,26 @@ def test_sigterm_drains_in_flight_requests_then_exits(server: Server) -> None:
     else:
         assert report["placement"][0]["replica"] and report["ingress_path"] == \
             "Ray Serve proxy -> replica"
+
+
+@pytest.mark.slow
+def test_ray_haproxy_takes_direct_ingress_and_says_so(tiny_bundle: Path, gen: Generator,
+                                                      tmp_path: Path) -> None:
+    """--engine ray --ingress haproxy: requests reach the replica's own HTTP server (direct
+    ingress, which HAProxy turns on in Ray 2.60), every reply and the report say so, and the
+    bytes are the runtime's."""
+    pytest.importorskip("ray.serve")
+    with start_server(tiny_bundle, tmp_path, "ray", ("--ingress", "haproxy", "--threads", "1")
+                      ) as srv:
+        deadline = time.monotonic() + 30
+        path = ""
+        while time.monotonic() < deadline and not path.startswith("direct ingress"):
+            path = srv.request("GET", "/v2/health/ready")[1].get("x-edgegen-ingress", "")
+            time.sleep(0.2)
+        assert path.startswith("direct ingress: replica HTTP server on port "), path
+        status, headers, data = srv.request("GET", "/generate?label=6&seed=5&format=npy")
+        assert status == 200 and headers["x-edgegen-ingress"].startswith("direct ingress")
+        assert np.array_equal(np.load(io.BytesIO(data)), gen.generate([6], seed=5)[0])
+    report = json.loads(srv.log.with_suffix(".json").read_text())
+    assert report["ingress"] == "haproxy" and report["ingress_path"].startswith(
+        "HAProxy -> direct ingress"), report["ingress_path"]

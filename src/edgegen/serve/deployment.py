@@ -79,13 +79,19 @@ class EdgegenModel:
                                  "x-edgegen-ingress": self._path(request)})
 
     def _path(self, request: Request) -> str:
-        """How this request reached the replica: under direct ingress the replica's own HTTP
-        server took it (its port, not the server's public one); otherwise Ray Serve's proxy
-        parsed it on the public port and handed it over through Ray."""
-        server = request.scope.get("server") or ("", 0)
-        if server[1] and int(server[1]) != self.cfg.port:
-            return f"direct ingress: replica HTTP server on port {server[1]}"
-        return "Ray Serve proxy -> replica"
+        """How this request reached the replica, from the port of the server that parsed it:
+        the replica's own HTTP server (direct ingress: a port of Ray's direct-ingress range),
+        or Ray Serve's proxy (the public port; behind HAProxy, the proxy actor's own port,
+        which HAProxy falls back to until it knows the replica) handing it over through Ray."""
+        from ray.serve._private import constants
+
+        port = int((request.scope.get("server") or ("", 0))[1] or 0)
+        if constants.RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT <= port <= \
+                constants.RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT:
+            return f"direct ingress: replica HTTP server on port {port}"
+        if port == self.cfg.port:
+            return "Ray Serve proxy -> replica"
+        return f"Ray Serve proxy (port {port}, behind HAProxy) -> replica"
 
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose session broke is restarted."""

@@ -57,18 +57,18 @@ class RayServer:
     def restarts(self) -> list[dict[str, Any]]:
         return []
 
-    def ingress_path(self) -> str:
-        """The path a probe request took, as the replica that answered saw it."""
-        conn = http.client.HTTPConnection(HOST, self.cfg.port, timeout=30)
-        try:
-            conn.request("GET", "/v2/health/ready")
-            resp = conn.getresponse()
-            resp.read()
-            return resp.getheader("x-edgegen-ingress") or f"unknown (HTTP {resp.status})"
-        except OSError as exc:
-            return f"unknown ({exc})"
-        finally:
-            conn.close()
+    def ingress_path(self, tries: int = 40) -> str:
+        """The path a probe request took, as the replica that answered saw it. With HAProxy,
+        requests go through Ray Serve's proxy actor until HAProxy has the replica's own
+        server among its targets (a second or so after start-up): the probe is repeated
+        until it arrives by direct ingress, and says so when it never did."""
+        path = ""
+        for _ in range(tries if self.cfg.ingress == "haproxy" else 1):
+            path = _probe(self.cfg.port)
+            if path.startswith("direct ingress"):
+                return f"HAProxy -> {path}"
+            time.sleep(0.25)
+        return path
     def placement(self) -> list[dict[str, Any]]:
         """Which node and process each replica runs in, as the replicas report it to the drain
         gate (a deployment handle routes to one replica, so asking through it cannot see them
@@ -108,6 +108,19 @@ class RayServer:
         finally:
             ray.shutdown()
         return time.perf_counter() - t0
+
+
+def _probe(port: int) -> str:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request("GET", "/v2/health/ready")
+        resp = conn.getresponse()
+        resp.read()
+        return resp.getheader("x-edgegen-ingress") or f"unknown (HTTP {resp.status})"
+    except OSError as exc:
+        return f"unknown ({exc})"
+    finally:
+        conn.close()
 
 
 def _init_ray(cfg: ServeConfig) -> bool:
