@@ -6,11 +6,12 @@ so the loop keeps parsing requests while the model computes). The policy:
 * an idle worker starts a batch at once with the requests queued now (``max_delay_ms`` 0, the
   local default): a lone request waits for nobody, so latency at low load is one model call;
 * while a batch runs, new requests queue; when it ends, the next batch takes up to
-  ``max_batch`` of them. Under load the batch size follows the arrival rate by itself, which
-  on 2 cores gave a higher rate under a 10 ms p99 than waiting (indicative runs, in the serve
-  report of benchmarks/BENCHMARKS.md);
+  ``max_batch`` of them. Under load the batch size follows the arrival rate by itself;
 * with ``max_delay_ms`` > 0 (Triton's and Ray's policy) the first request of a batch waits up
-  to that long for the batch to fill;
+  to that long for the batch to fill. That wait is added in full to a lone request, so the
+  2 ms of Ray's default alone would break a 2 ms p99 at concurrency 1: the local default is 0
+  (indicative runs under a load average of ~17 showed p50 at concurrency 1 going from 5.0 to
+  11.8 ms with a 2 ms wait; benchmarks/results/serve-indicative-2026-12-02);
 * a worker holds at most ``capacity`` requests (queued and running); one more is refused at
   once with 503 + Retry-After (``Overloaded``), so a flood is shed, not queued without end.
 """

@@ -80,10 +80,13 @@ class ServeConfig:
 
     @property
     def n_workers(self) -> int:
-        """Local engine: worker processes (``workers``, or one per usable core up to 4: on
-        2 cores two workers answered more requests under a 10 ms p99 than one, see the serve
-        report in benchmarks/BENCHMARKS.md; past 4 the sessions' memory grows faster than the
-        HTTP work that needs cores)."""
+        """Local engine: worker processes (``workers``, or one per usable core up to 4). Why
+        one per core: a worker's HTTP parsing, JSON and batching run on one Python thread (the
+        GIL), so one worker cannot use a second core for them, while ONNX Runtime in each worker
+        gets the cores divided by the workers; past 4 the sessions' memory grows faster than
+        the work that needs cores. Indicative runs on the 2-core machine under a load average
+        of 16-19 (benchmarks/results/serve-indicative-2026-12-02) could not tell 1, 2 and 3
+        workers apart; ``serve_bench.py --serve-args "--workers 1"`` on a quiet machine does."""
         return self.workers or max(1, min(4, usable_cores()))
 
     @property
