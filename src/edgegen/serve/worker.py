@@ -166,9 +166,22 @@ def run(cfg: Any, index: int, http_fd: int, status_fd: int) -> int:
     return 0
 
 
+def _die_with_supervisor() -> None:
+    """Linux: SIGTERM (a drain) when the supervisor dies, even by kill -9, so that no worker
+    outlives it holding the port."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
     from edgegen.serve.config import ServeConfig
 
+    _die_with_supervisor()
     spec = json.loads(argv[0])
     cfg = ServeConfig(**{**spec["config"], "bundle": Path(spec["config"]["bundle"]),
                          "steps": tuple(spec["config"]["steps"]),
