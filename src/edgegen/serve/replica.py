@@ -4,8 +4,6 @@ the v2 ``ModelInfo`` it answers for, and the warm-up before its first request. N
 
 from __future__ import annotations
 
-import os
-
 from edgegen.runtime.generator import Generator
 from edgegen.runtime.providers import spec_for
 from edgegen.serve.config import ServeConfig, usable_cores
@@ -51,6 +49,3 @@ def warm_up(cfg: ServeConfig, generator: Generator, variant: str) -> None:
     for n in sorted({1, cfg.max_batch}):
         generator.run([0] * n, seed=0, variant=variant, guard=cfg.guard and n == 1)
 
-
-def process_info(threads: int) -> dict[str, int]:
-    return {"pid": os.getpid(), "threads": threads}
