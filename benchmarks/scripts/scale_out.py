@@ -141,7 +141,7 @@ def spread(port: int, n: int = 400, threads: int = 16) -> dict[str, Any]:
 def run_setup(name: str, a: argparse.Namespace, out: Path, *, replicas: int,
               address: str | None, compare: bool) -> dict[str, Any]:
     port = free_port()
-    serve_cmd = [PY, "-m", "edgegen", "serve", a.bundle, "--port", str(port),
+    serve_cmd = [PY, "-m", "edgegen", "serve", a.bundle, "--engine", "ray", "--port", str(port),
                  "--replicas", str(replicas), "--max-batch", str(a.max_batch),
                  "--max-delay-ms", str(a.max_delay_ms), "--threads", str(a.threads),
                  "--ingress", a.ingress, "--json", str(out / f"{name}-serve.json")]

@@ -1,5 +1,5 @@
-"""``edgegen serve`` refuses a bad command line with exit 2 before Ray starts (no process is
-created); serving itself is tested in tests/serve."""
+"""``edgegen serve`` refuses a bad command line with exit 2 before a worker or Ray starts (no
+process is created); serving itself is tested in tests/serve."""
 
 from __future__ import annotations
 
@@ -50,7 +50,15 @@ def test_bad_options_exit_2(tiny_bundle: Path) -> None:
     _refused([b, "--variant", "fp64", "--port", "1"], "no 'fp64' variant")
     _refused([b, "--replicas", "0"], "--replicas must be positive")
     _refused([b, "--provider", "cuda"], "CPUExecutionProvider")
-    _refused([b, "--address", "nowhere"], "expected 'auto' or HOST:PORT")
+    _refused([b, "--engine", "ray", "--address", "nowhere"], "expected 'auto' or HOST:PORT")
+    _refused([b, "--address", "auto"], "options of --engine ray")
     _refused([b, "--ingress", "nginx"], "expected one of proxy, haproxy")
+    _refused([b, "--engine", "k8s"], "expected one of local, ray")
+    _refused([b, "--workers", "-1"], "--workers must be >= 0")
+    _refused([b, "--port", "8123", "--grpc-port", "8123"], "is also --port")
+    _refused([b, "--engine", "ray", "--grpc-port", "8124"], "served by the local engine")
+    _refused([b, "--steps", "4,8"], "has none; leave them out")
+    _refused([b, "--steps", "4,x"], "--steps takes comma-separated integers")
+    _refused([b, "--guidance", "50"], "--guidance 50.0")
     _refused([b, "--max-delay-ms", "-1"], "--max-delay-ms must be >= 0")
     _refused([b, "--name", "a/b"], "URL path segment")

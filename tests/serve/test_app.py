@@ -187,3 +187,57 @@ def test_parse_infer_keeps_integer_seeds_exact(tiny_bundle: Path) -> None:
             {"name": "label", "shape": [1], "datatype": "INT64", "data": [9]},
             {"name": "seed", "shape": [1], "datatype": "INT64", "data": [-3]}]}).encode(),
             {}, _model(tiny_bundle))
+
+
+def test_batcher_batches_what_queues_and_sheds_beyond_capacity(tiny_bundle: Path,
+                                                               gen: Generator) -> None:
+    """The local engine's batcher over the real run_batch: 12 requests sent together come back
+    in order with the runtime's images, in fewer batches than requests; one more than its
+    capacity is refused with a 503 at once, and the guarded route's answer keeps its redraws."""
+    from edgegen.serve.batcher import Batcher, Overloaded
+
+    calls: list[int] = []
+
+    def run(works: list[Work]):
+        calls.append(len(works))
+        return run_batch(gen, works)
+
+    async def burst(batcher: Batcher, n: int):
+        return await asyncio.gather(*(batcher(Work(labels=np.array([i % 10]), seed=i))
+                                      for i in range(n)), return_exceptions=True)
+
+    done = asyncio.run(burst(Batcher(run, max_batch=8, max_delay_ms=0.0, capacity=64), 12))
+    for i, d in enumerate(done):
+        np.testing.assert_allclose(d.images, gen.generate([i % 10], seed=i, output="float"),
+                                   atol=1e-6, rtol=0)
+    assert sum(calls) == 12 and len(calls) < 12 and max(calls) <= 8, calls
+    calls.clear()
+    done = asyncio.run(burst(Batcher(run, max_batch=4, max_delay_ms=5.0, capacity=6), 9))
+    refused = [d for d in done if isinstance(d, Overloaded)]
+    assert len(refused) == 3 and all(e.status == 503 for e in refused)
+    assert sum(calls) == 6 and max(calls) == 4, calls  # waited for a full batch first
+
+
+def test_sampler_parameters_are_checked_against_the_allowed_set(tiny_bundle: Path,
+                                                                tiny_cflow_bundle: Path
+                                                                ) -> None:
+    cdcgan = _model(tiny_bundle)
+    label = {"name": "label", "shape": [1], "datatype": "INT64", "data": [1]}
+    with pytest.raises(ProtocolError, match="draws an image in one call"):
+        parse_infer(json.dumps({"inputs": [label], "parameters": {"seed": 1, "steps": 4}})
+                    .encode(), {}, cdcgan)
+    cflow = ModelInfo.from_bundle(load_bundle(tiny_cflow_bundle), name="c", variant="fp32",
+                                  guard=False, max_batch=8, max_request_rows=4)
+    assert cflow.exported == (3, 2.0) and cflow.steps == (1, 2, 3, 4, 8, 16, 32)
+    assert cflow.guidance == (1.0, 2.0)
+
+    def sampler(params: dict) -> object:
+        return parse_infer(json.dumps({"inputs": [label], "parameters": {"seed": 1, **params}})
+                           .encode(), {}, cflow).work.sampler
+
+    assert sampler({}) is None and sampler({"steps": 3, "guidance": 2}) is None  # model.onnx
+    assert sampler({"steps": "8"}) == (8, 2.0) and sampler({"guidance": 1}) == (3, 1.0)
+    with pytest.raises(ProtocolError, match="allowed steps: 1, 2, 3, 4, 8, 16, 32"):
+        sampler({"steps": 5})
+    with pytest.raises(ProtocolError, match="allowed guidance: 1, 2"):
+        sampler({"guidance": 3})

@@ -1,13 +1,16 @@
-"""``edgegen serve`` for real: one Ray Serve replica on the CPU (the session's ``server``), every
-endpoint over HTTP, bytes against the runtime, the 400 and 503 paths, ``bench --url`` against it,
-and last the SIGTERM drain (the server is stopped by that test; conftest checks no process is
-left)."""
+"""``edgegen serve`` for real, on both engines (the session's ``server``: the local engine's two
+workers, then one Ray Serve replica): every endpoint over HTTP, bytes against the runtime, the
+400 and 503 paths, tritonclient (HTTP; gRPC on the local engine) as the client, ``bench --url``
+against it, kill -9 of a worker or replica under load, and last the SIGTERM drain (the server is
+stopped by that test; conftest checks no process is left)."""
 
 from __future__ import annotations
 
 import http.client
 import io
 import json
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -20,7 +23,9 @@ from PIL import Image
 from edgegen.runtime import Generator
 from edgegen.runtime.latent import latent
 
-from .conftest import SETTINGS, Server
+from .conftest import SETTINGS, WORKERS, Server, start_server
+
+WHO = {"local": "x-edgegen-worker", "ray": "x-edgegen-replica"}  # which process answered
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,7 @@ def _json(server: Server, method: str, path: str, doc: object | None = None
 def test_health_metadata_and_index(server: Server, gen: Generator) -> None:
     assert _json(server, "GET", "/v2/health/live")[0] == 200
     status, headers, _ = _json(server, "GET", "/v2/health/ready")
-    assert status == 200 and headers["x-edgegen-replica"] and headers["x-edgegen-node"]
+    assert status == 200 and headers[WHO[server.engine]] and int(headers["x-edgegen-pid"]) > 0
     status, _, meta = _json(server, "GET", f"/v2/models/{server.name}")
     assert status == 200 and meta["name"] == server.name and meta["versions"] == ["1"]
     assert meta["platform"] == "onnxruntime_onnx"
@@ -202,6 +207,228 @@ def test_bench_url_measures_the_endpoint_beside_in_process(server: Server, tmp_p
     (s,) = r.server
     assert s.contender == "served" and s.issued > 0 and s.max_batch == 4
     assert s.completed + s.rejected + s.failed + s.unfinished == s.issued and s.failed == 0
+    assert s.client_cpu_share is not None and 0 < s.client_cpu_share <= 1
+    # two servers (this engine and another local one) beside the in-process server scenario,
+    # in one run
+    with start_server(server.bundle, tmp_path, "local", ("--workers", "1", "--threads", "1",
+                                                         "--max-batch", "4")) as other:
+        urls = (url, f"http://127.0.0.1:{other.port}")
+        r = bench(BenchConfig(bundle=server.bundle, url=urls, scenario="server", qps=20.0,
+                              server_duration_s=0.5, connections=2, max_batch=4,
+                              warmup_iters=1, warmup_s=0.0, measure_matmul=False,
+                              noise_window_s=0.0))
+    assert r.passed, r.failures
+    served = [x for x in r.server if x.contender == "served"]
+    assert sorted(x.variant for x in served) == sorted(u.removeprefix("http://") for u in urls)
+    assert {x.contender for x in r.server} >= {"edgegen", "served"}
+    assert [e["url"] for e in r.served["endpoints"]] == list(urls)
+    assert all(x.client_cpu_share is not None for x in served)
+
+
+def test_tritonclient_http_json_and_binary_tensors(server: Server, gen: Generator) -> None:
+    """Triton's own HTTP client: JSON and binary tensors both ways give the runtime's bytes."""
+    import tritonclient.http as th
+
+    client = th.InferenceServerClient(f"127.0.0.1:{server.port}")
+    assert client.is_server_ready() and client.is_model_ready(server.name)
+    z = latent(31, 2, gen.z_dim)
+    want = gen.generate([2, 8], z=z, output="float")
+    for binary in (False, True):
+        zin = th.InferInput("z", [2, gen.z_dim], "FP32")
+        zin.set_data_from_numpy(z, binary_data=binary)
+        lab = th.InferInput("label", [2], "INT64")
+        lab.set_data_from_numpy(np.array([2, 8], np.int64), binary_data=binary)
+        out = th.InferRequestedOutput("image", binary_data=binary)
+        got = client.infer(server.name, [zin, lab], outputs=[out]).as_numpy("image")
+        assert got.dtype == np.float32 and np.array_equal(got, want), binary
+    lab = th.InferInput("label", [1], "INT64")
+    lab.set_data_from_numpy(np.array([5], np.int64), binary_data=True)
+    got = client.infer(server.name, [lab], parameters={"seed": str(2**64 - 1)}).as_numpy("image")
+    assert np.array_equal(got, gen.generate([5], seed=2**64 - 1, output="float"))
+
+
+def test_grpc_with_tritonclient(server: Server, gen: Generator) -> None:
+    """KServe v2 gRPC (local engine): health, metadata, every latent source, UINT8, errors."""
+    if server.engine != "local":
+        pytest.skip("gRPC is served by the local engine")
+    import tritonclient.grpc as tg
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.utils import InferenceServerException
+
+    client = tg.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready(server.name)
+    meta = client.get_model_metadata(server.name, as_json=True)
+    assert meta["platform"] == "onnxruntime_onnx" and [t["name"] for t in meta["inputs"]] == \
+        ["z", "label"]
+    assert client.get_server_metadata(as_json=True)["extensions"] == ["binary_tensor_data",
+                                                                      "model_repository"]
+    lab = tg.InferInput("label", [3], "INT64")
+    lab.set_data_from_numpy(np.array([3, 1, 4], np.int64))
+    got = client.infer(server.name, [lab], parameters={"seed": 42}).as_numpy("image")
+    assert np.array_equal(got, gen.generate([3, 1, 4], seed=42, output="float"))
+    seeds = tg.InferInput("seed", [3], "UINT64")
+    seeds.set_data_from_numpy(np.array([5, 6, 2**64 - 1], np.uint64))
+    got = client.infer(server.name, [lab, seeds]).as_numpy("image")
+    assert np.array_equal(got, gen.generate([3, 1, 4], seeds=[5, 6, 2**64 - 1], output="float"))
+    z = latent(9, 3, gen.z_dim)
+    zin = tg.InferInput("z", [3, gen.z_dim], "FP32")
+    zin.set_data_from_numpy(z)
+    got = client.infer(server.name, [zin, lab]).as_numpy("image")
+    assert np.array_equal(got, gen.generate([3, 1, 4], z=z, output="float"))
+    with pytest.raises(InferenceServerException, match="label 10 is out of range") as err:
+        bad = tg.InferInput("label", [1], "INT64")
+        bad.set_data_from_numpy(np.array([10], np.int64))
+        client.infer(server.name, [bad], parameters={"seed": 1})
+    assert "INVALID_ARGUMENT" in str(err.value.status())
+    with pytest.raises(InferenceServerException, match="unknown model") as err:
+        client.infer("other", [lab], parameters={"seed": 1})
+    assert "NOT_FOUND" in str(err.value.status())
+    # UINT8 through the output's parameters (tritonclient has no field for it: the raw stub)
+    import grpc
+    from tritonclient.grpc import service_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        req = pb.ModelInferRequest(model_name=server.name)
+        req.inputs.add(name="label", datatype="INT64", shape=[2]).contents.int64_contents[:] = \
+            [7, 0]
+        req.parameters["seed"].uint64_param = 2**64 - 1
+        out = req.outputs.add(name="image")
+        out.parameters["datatype"].string_param = "UINT8"
+        resp = stub.ModelInfer(req, timeout=30)
+    assert resp.outputs[0].datatype == "UINT8" and list(resp.outputs[0].shape) == [2, 1, 28, 28]
+    got = np.frombuffer(resp.raw_output_contents[0], np.uint8).reshape(2, 28, 28)
+    assert np.array_equal(got, gen.generate([7, 0], seed=2**64 - 1))
+
+
+def _load(server: Server, duration_s: float, clients: int, during=None
+          ) -> list[tuple[str, str, str]]:
+    """``clients`` threads, each with one keep-alive connection, send 1-row infer requests for
+    ``duration_s``; ``during()`` runs meanwhile. A request whose connection was reset before
+    any byte of its answer is retried once on a new connection (infer is deterministic, so a
+    retry is safe; that is what an HTTP client does with a lost keep-alive connection).
+    Returns (outcome, content type, body start) per request; outcome: the HTTP status, with
+    "+retried" when it took the retry, or "lost: ..." when no answer came."""
+    body = json.dumps({"inputs": [{"name": "label", "shape": [1], "datatype": "INT64",
+                                   "data": [3]}], "parameters": {"seed": 7}}).encode()
+    path = f"/v2/models/{server.name}/infer"
+    out: list[tuple[str, str, str]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + duration_s
+
+    def client() -> None:
+        conn = None
+        while time.monotonic() < stop_at:
+            outcome, ctype, head = "lost", "", ""
+            for attempt in (0, 1):
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                try:
+                    conn.request("POST", path, body=body)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                except (ConnectionError, http.client.RemoteDisconnected,
+                        http.client.BadStatusLine) as exc:
+                    conn.close()
+                    conn = None
+                    outcome = f"lost: {exc!r}"
+                    continue
+                except OSError as exc:  # a timeout: the test fails on it
+                    outcome = f"lost: {exc!r}"
+                    break
+                outcome = str(resp.status) + ("+retried" if attempt else "")
+                ctype, head = resp.getheader("content-type", ""), data[:200].decode("latin-1")
+                if resp.getheader("connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+                break
+            with lock:
+                out.append((outcome, ctype, head))
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    if during is not None:
+        during()
+    for t in threads:
+        t.join(90)
+    assert not any(t.is_alive() for t in threads), "a client hung"
+    return out
+
+
+def test_kill_9_of_a_worker_under_load_every_request_is_answered(server: Server) -> None:
+    """Mid-load, kill -9 the process that answers (a local worker, or the Ray replica): every
+    request gets an HTTP answer (200, or a 5xx), nothing hangs, and a new process takes over.
+    On the local engine every error answer is JSON; Ray's own proxy answers its 5xx in plain
+    text, which is recorded, not asserted."""
+    who = WHO[server.engine]
+    _, headers, _ = server.request("GET", "/v2/health/ready")
+    victim, slot = int(headers["x-edgegen-pid"]), headers[who]
+    killed = []
+
+    def kill() -> None:
+        time.sleep(1.0)
+        os.kill(victim, signal.SIGKILL)
+        killed.append(time.monotonic())
+
+    results = _load(server, 4.0 if server.engine == "local" else 8.0, 6, kill)
+    assert killed and results
+    outcomes = Counter(o for o, _, _ in results)
+    assert not [o for o in outcomes if o.startswith("lost")], outcomes
+    assert outcomes["200"] > 0, outcomes
+    for outcome, ctype, head in results:
+        code = int(outcome.split("+")[0])
+        assert code == 200 or code >= 500, outcome
+        if code != 200 and server.engine == "local":
+            assert ctype == "application/json" and json.loads(head)["error"], (outcome, head)
+    # the worker (its slot) or a replica comes back in a new process
+    deadline = time.monotonic() + (30 if server.engine == "local" else 120)
+    back = None
+    while time.monotonic() < deadline and back is None:
+        try:
+            status, h, _ = server.request("GET", "/v2/health/ready")
+        except OSError:
+            status, h = 0, {}
+        if status == 200 and int(h["x-edgegen-pid"]) != victim and \
+                (server.engine == "ray" or h[who] == slot):
+            back = int(h["x-edgegen-pid"])
+        time.sleep(0.1)
+    assert back is not None, f"no new process answered after kill -9 of {victim}: {outcomes}"
+
+
+def test_cflow_steps_and_guidance_from_the_allowed_set(tiny_cflow_bundle: Path,
+                                                       tmp_path: Path) -> None:
+    """A cflow bundle on the local engine: the exported setting runs model.onnx, another
+    allowed one the denoiser loop, both the runtime's bytes; others are a 400 naming the set."""
+    gen = Generator.load(tiny_cflow_bundle)
+    with start_server(tiny_cflow_bundle, tmp_path, "local",
+                      ("--workers", "1", "--threads", "1", "--steps", "2,5")) as srv:
+        meta = json.loads(srv.request("GET", f"/v2/models/{srv.name}")[2])["edgegen"]
+        assert meta["sampler"]["steps"] == [2, 3, 5] and meta["sampler"]["guidance"] == [1.0, 2.0]
+        path = f"/v2/models/{srv.name}/infer"
+        label = {"name": "label", "shape": [2], "datatype": "INT64", "data": [4, 9]}
+        for params, kw in (({}, {}), ({"steps": 3, "guidance": 2.0}, {}),
+                           ({"steps": 2}, {"steps": 2}), ({"steps": "5", "guidance": 1},
+                                                          {"steps": 5, "guidance": 1.0})):
+            status, _, resp = _json(srv, "POST", path, {"inputs": [label],
+                                                        "parameters": {"seed": 11, **params}})
+            assert status == 200, resp
+            got = np.array(resp["outputs"][0]["data"], np.float32).reshape(2, 1, 28, 28)
+            assert np.array_equal(got, gen.generate([4, 9], seed=11, output="float", **kw)), params
+        status, _, png = srv.request("GET", "/generate?label=4&seed=3&steps=2&format=npy")
+        assert status == 200 and np.array_equal(np.load(io.BytesIO(png)),
+                                                gen.generate([4], seed=3, steps=2)[0])
+        for params, match in (({"steps": 4}, "allowed steps: 2, 3, 5"),
+                              ({"guidance": 1.5}, "allowed guidance: 1, 2"),
+                              ({"steps": 2.5}, "steps must be an integer")):
+            status, _, resp = _json(srv, "POST", path, {"inputs": [label],
+                                                        "parameters": {"seed": 1, **params}})
+            assert status == 400 and match in resp["error"], resp
+
+
 
 
 def test_sigterm_drains_in_flight_requests_then_exits(server: Server) -> None:
@@ -254,4 +481,33 @@ def test_sigterm_drains_in_flight_requests_then_exits(server: Server) -> None:
     assert "200" in in_flight, (in_flight, outcomes)
     assert outcomes["503"] + outcomes["refused"] >= 1, outcomes
     report = json.loads(server.log.with_suffix(".json").read_text())
-    assert report["stopped_by"] == "SIGTERM" and report["placement"][0]["replica"]
+    assert report["stopped_by"] == "SIGTERM" and report["engine"] == server.engine
+    if server.engine == "local":
+        assert [p["worker"] for p in report["placement"]] == list(range(WORKERS))
+        assert report["grpc"] == f"127.0.0.1:{server.grpc_port}"
+    else:
+        assert report["placement"][0]["replica"] and report["ingress_path"] == \
+            "Ray Serve proxy -> replica"
+
+
+@pytest.mark.slow
+def test_ray_haproxy_takes_direct_ingress_and_says_so(tiny_bundle: Path, gen: Generator,
+                                                      tmp_path: Path) -> None:
+    """--engine ray --ingress haproxy: requests reach the replica's own HTTP server (direct
+    ingress, which HAProxy turns on in Ray 2.60), every reply and the report say so, and the
+    bytes are the runtime's."""
+    pytest.importorskip("ray.serve")
+    with start_server(tiny_bundle, tmp_path, "ray", ("--ingress", "haproxy", "--threads", "1")
+                      ) as srv:
+        deadline = time.monotonic() + 30
+        path = ""
+        while time.monotonic() < deadline and not path.startswith("direct ingress"):
+            path = srv.request("GET", "/v2/health/ready")[1].get("x-edgegen-ingress", "")
+            time.sleep(0.2)
+        assert path.startswith("direct ingress: replica HTTP server on port "), path
+        status, headers, data = srv.request("GET", "/generate?label=6&seed=5&format=npy")
+        assert status == 200 and headers["x-edgegen-ingress"].startswith("direct ingress")
+        assert np.array_equal(np.load(io.BytesIO(data)), gen.generate([6], seed=5)[0])
+    report = json.loads(srv.log.with_suffix(".json").read_text())
+    assert report["ingress"] == "haproxy" and report["ingress_path"].startswith(
+        "HAProxy -> direct ingress"), report["ingress_path"]

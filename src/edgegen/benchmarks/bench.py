@@ -25,12 +25,13 @@ from edgegen.benchmarks.harness import usable_cores
 from edgegen.benchmarks.machine import MatmulRate, best_of, machine_info, matmul_rate, versions
 from edgegen.benchmarks.noise import NoiseProbe
 from edgegen.benchmarks.offline import run_offline
-from edgegen.benchmarks.remote import discover
+from edgegen.benchmarks.remote import discover, served_key
 from edgegen.benchmarks.results import (
     PRECISIONS,
     BenchConfig,
     BenchReport,
     Say,
+    urls,
     validate,
 )
 from edgegen.benchmarks.runners import openvino_available, plain_export, session_spec
@@ -85,23 +86,24 @@ def bench(cfg: BenchConfig, on_progress: ProgressFn | None = None) -> BenchRepor
     if cfg.cuda_graph and not cfg.io_binding:
         emit("--cuda-graph implies --io-binding (ONNX Runtime "
              "replays graphs only over bound device buffers)")
-    endpoint = None
+    endpoints = []
     if cfg.url is not None:
         model = cfg.model or (Path(cfg.bundle).resolve().name if cfg.bundle else None)
-        endpoint = discover(cfg.url, model, cfg.http_timeout_s)
+        endpoints = [discover(u, model, cfg.http_timeout_s) for u in urls(cfg)]
         if cfg.peers and cfg.bundle is not None:
             emit("--url: the peers are left out; the endpoint is "
                  "measured beside the in-process edgegen session")
         cfg = replace(cfg, peers=(), tune=False)
     bundle = load_bundle(cfg.bundle) if cfg.bundle is not None else None
     require_providers([cfg.provider])
+    endpoint = endpoints[0] if endpoints else None
     variants = _variants(cfg, bundle, endpoint)
     threads = cfg.threads or usable_cores()
     cfg = replace(cfg, io_binding=cfg.io_binding or cfg.cuda_graph)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     t_start = time.perf_counter()
     probe = NoiseProbe()
-    probe.record.server_on_this_machine = endpoint is not None and endpoint.on_this_machine
+    probe.record.server_on_this_machine = any(e.on_this_machine for e in endpoints)
     if cfg.noise_window_s > 0:
         emit(f"reading the machine's noise ({cfg.noise_window_s:g} s "
              "idle)")
@@ -133,10 +135,16 @@ def bench(cfg: BenchConfig, on_progress: ProgressFn | None = None) -> BenchRepor
     fidelity = _fidelity(bundle, cfg.eval_report) if bundle is not None else {}
     peers = _available_peers(cfg, report)
     if endpoint is not None:
-        report.served = {"url": endpoint.url, "model": endpoint.model,
-                         "platform": endpoint.metadata.get("platform"),
-                         "server_settings": endpoint.metadata.get("edgegen", {}),
-                         "tensors": cfg.http_tensors}
+        described = [{"url": e.url, "model": e.model, "key": served_key(e),
+                      "platform": e.metadata.get("platform"),
+                      "server_settings": e.metadata.get("edgegen", {}),
+                      "tensors": cfg.http_tensors} for e in endpoints]
+        report.served = {**described[0], "endpoints": described,
+                         "client": "edgegen bench's own Python load generator (http.client, "
+                                   "one thread per connection): on the server's machine it "
+                                   "takes cores from the server, so its CPU share is reported "
+                                   "per run (client_cpu_share); benchmarks/scripts/"
+                                   "serve_bench.py measures with wrk, a compiled client"}
     probe.restart()  # building the contenders is our own work, not noise
     if cfg.scenario == "offline":
         with tempfile.TemporaryDirectory(prefix="edgegen-plain-") as tmp:
@@ -145,7 +153,7 @@ def bench(cfg: BenchConfig, on_progress: ProgressFn | None = None) -> BenchRepor
                         plain=(lambda: plain_export(bundle, Path(tmp))) if bundle is not None
                         else None)
     else:
-        run_server_scenario(cfg, bundle, variants, peers, threads, report, emit, endpoint)
+        run_server_scenario(cfg, bundle, variants, peers, threads, report, emit, endpoints)
         probe.mark("server scenario")
     if endpoint is not None:
         report.served["comparison"] = served_comparison(report)

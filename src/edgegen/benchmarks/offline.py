@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.benchmarks.harness import measure_interleaved
-from edgegen.benchmarks.remote import Endpoint, reference_images, served_contender
+from edgegen.benchmarks.remote import Endpoint, reference_images, served_contender, served_key
 from edgegen.benchmarks.results import (
     BenchConfig,
     BenchReport,
@@ -92,7 +92,7 @@ def _served_builder(cfg: BenchConfig, endpoint: Endpoint, inputs: Inputs, bundle
         return served_contender(endpoint, inputs, binary=cfg.http_tensors == "binary",
                                 timeout_s=cfg.http_timeout_s, check=check)
 
-    return f"served/{endpoint.model}", "served", build
+    return served_key(endpoint), "served", build
 
 
 def _result(c: Contender, samples: list[int], warm: Any) -> BenchResult:

@@ -17,7 +17,13 @@ Poisson arrivals, so the load generator stops by itself.
 
 With the bundle given too, the in-process edgegen contender runs the same scenario with the same
 batching settings, and the report puts both side by side: the difference is what HTTP, the
-serialization and the server's hops cost.
+serialization and the server's hops cost. Several ``--url`` (the server scenario) measure
+several endpoints in one run, e.g. ``edgegen serve``'s local and Ray engines.
+
+The load generator is this Python process: on a 2-core machine serving on the same machine, its
+own CPU time is part of what is measured (it takes cores from the server), so each served run
+reports ``client_cpu_share`` (the process's CPU time over the run's wall time and the usable
+cores). ``benchmarks/scripts/serve_bench.py`` measures with ``wrk``, a compiled client.
 """
 
 from __future__ import annotations
@@ -72,6 +78,12 @@ class Endpoint:
             return ipaddress.ip_address(self.host.strip("[]")).is_loopback
         except ValueError:
             return False
+
+
+def served_key(ep: Endpoint) -> str:
+    """The contender key of an endpoint: its model and where it answers (two engines may
+    serve the same model in one run)."""
+    return f"served/{ep.model}@{ep.host}:{ep.port}"
 
 
 def _request(host: str, port: int, method: str, path: str, body: bytes | None = None,
@@ -228,7 +240,7 @@ def served_contender(ep: Endpoint, inputs: Inputs, *, binary: bool, timeout_s: f
         if worst > 0.05:  # another provider's arithmetic passes; another model does not
             raise RemoteError(f"{ep.url} model {ep.model} answers images that differ from the "
                               f"bundle's by up to {worst:.3g}: is it serving this bundle?")
-    return Contender(key=f"served/{ep.model}", kind="served", variant="remote",
+    return Contender(key=served_key(ep), kind="served", variant=f"{ep.host}:{ep.port}",
                      provider="http", batch=inputs.batch, infer=infer,
                      session_create_s=create_s,
                      settings={"url": ep.url, "model": ep.model,

@@ -64,7 +64,9 @@ class BenchConfig:
     noise_window_s: float = 1.0  # idle seconds before and after the run: others' CPU use
     yardstick_probe_s: float = 0.3  # the matmul yardstick again between rounds; 0: not
     eval_report: Path | None = None  # JSON of `edgegen eval` for the fidelity column
-    url: str | None = None  # a KServe v2 endpoint to measure (edgegen serve, Triton, KServe)
+    # KServe v2 endpoints to measure (edgegen serve, Triton, KServe): one URL, or several
+    # (the server scenario measures each, e.g. both serve engines, beside in-process)
+    url: str | tuple[str, ...] | None = None
     model: str | None = None  # its model name; None: the bundle folder's, or the only one listed
     http_tensors: str = "binary"  # binary (the v2 binary tensor extension) | json
     connections: int = 32  # server scenario over HTTP: worker threads, one keep-alive each
@@ -176,7 +178,11 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.bundle is None and cfg.url is None:
         raise ConfigError("give a bundle, a --url to measure, or both")
     if cfg.url is not None:
-        split_url(cfg.url)
+        for u in urls(cfg):
+            split_url(u)
+        if len(urls(cfg)) > 1 and cfg.scenario != "server":
+            raise ConfigError("several --url endpoints are measured in the server scenario; "
+                              "add --scenario server (or give one --url)")
         if cfg.http_tensors not in HTTP_TENSORS:
             raise ConfigError(f"--http-tensors takes binary or json, got {cfg.http_tensors!r}")
         require_positive(cfg, "connections", "http_timeout_s")
@@ -189,6 +195,13 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.scenario == "server" and not cfg.server_duration_s > 0:
         raise ConfigError(f"--duration must be positive, got {cfg.server_duration_s}")
     cfg.plan().validate()
+
+
+def urls(cfg: BenchConfig) -> tuple[str, ...]:
+    """The endpoints of ``cfg.url`` (one, several, or none)."""
+    if cfg.url is None:
+        return ()
+    return (cfg.url,) if isinstance(cfg.url, str) else tuple(cfg.url)
 
 
 def split_url(url: str) -> tuple[str, int]:

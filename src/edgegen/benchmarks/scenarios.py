@@ -75,6 +75,9 @@ class ServerResult:
     rejected: int = 0  # answered 503 (overload), not counted in the latencies
     failed: int = 0  # errors other than a 503 (a lost or refused request)
     errors: list[str] = field(default_factory=list)  # the first few failure messages
+    # served endpoints: the load generator's own CPU time over the run, as a share of the
+    # machine's usable cores (a Python client on the server's machine takes from the server)
+    client_cpu_share: float | None = None
 
     @property
     def within_bound(self) -> bool | None:

@@ -10,17 +10,20 @@ graphs (fixed shapes) and I/O binding are not used in this scenario.
 With ``max_batch > 1`` the workers batch dynamically (``max_batch``, ``max_delay_ms``, as
 Triton's dynamic batcher), and each edgegen variant also runs as today's batch-1 server (one
 request per inference, no delay) in the same run, so the report shows what batching buys. With
-``--url`` the endpoint runs the scenario too: ``connections`` worker threads each send one
+``--url`` each endpoint runs the scenario too: ``connections`` worker threads each send one
 request at a time (the server batches), beside the in-process edgegen contender with the same
-batching settings.
+batching settings; each served run records the load generator's own CPU share
+(``client_cpu_share``: this process's CPU time over the run's wall time and the usable cores),
+since on the server's machine the client's cores are the server's too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
-from edgegen.benchmarks.harness import warm_up
-from edgegen.benchmarks.remote import Endpoint, served_contender
+from edgegen.benchmarks.harness import usable_cores, warm_up
+from edgegen.benchmarks.remote import Endpoint, served_contender, served_key
 from edgegen.benchmarks.results import BenchConfig, BenchReport, Say, record_failure
 from edgegen.benchmarks.runners import Contender, Inputs, PeerUnavailable, builders
 from edgegen.benchmarks.scenarios import (
@@ -51,7 +54,7 @@ class Plan:
 
 def run_server_scenario(cfg: BenchConfig, bundle: Bundle | None, variants: list[str],
                         peers: list[str], threads: int, report: BenchReport,
-                        emit: Say, endpoint: Endpoint | None = None) -> None:
+                        emit: Say, endpoints: list[Endpoint] | None = None) -> None:
     workers = cfg.workers or threads
     intra = max(1, threads // workers)
     report.threads.update(server_workers=workers, server_intra_op_threads=intra,
@@ -69,7 +72,7 @@ def run_server_scenario(cfg: BenchConfig, bundle: Bundle | None, variants: list[
     try:
         plans = _in_process(cfg, bundle, variants, [p for p in peers if p in SERVER_PEERS],
                             workers, intra, report, emit) if bundle is not None else []
-        if endpoint is not None:
+        for endpoint in endpoints or []:
             plans += _served(cfg, endpoint, bundle, report, emit)
         for plan in plans:
             _run(cfg, plan, report, emit)
@@ -115,7 +118,7 @@ def _served(cfg: BenchConfig, endpoint: Endpoint, bundle: Bundle | None, report:
         assert contender.infer is not None
         warm_up(lambda f=contender.infer: f(1), cfg.warmup_iters, cfg.warmup_s)
     except Exception as exc:  # noqa: BLE001 - reported as this contender's failure
-        record_failure(report, f"served/{endpoint.model} (server)", exc, emit)
+        record_failure(report, f"{served_key(endpoint)} (server)", exc, emit)
         return []
     # the server batches (edgegen serve says how in its metadata; 0: not said); each
     # connection sends one request at a time
@@ -135,14 +138,18 @@ def _run(cfg: BenchConfig, plan: Plan, report: BenchReport, emit: Say) -> None:
              f"{cfg.server_duration_s:g} s")
         arrivals = poisson_arrivals(qps, cfg.server_duration_s, cfg.seed)
         assert c.infer is not None
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         done = serve(c.infer, arrivals, workers=plan.workers, max_batch=plan.max_batch,
                      max_delay_s=plan.max_delay_ms / 1000,
                      drain_s=max(1.0, 0.25 * cfg.server_duration_s))
-        return summarize_served(
+        share = (time.process_time() - cpu0) / max(1e-9, (time.perf_counter() - wall0)
+                                                   * usable_cores())
+        result = summarize_served(
             done, contender=c.kind, variant=c.variant, provider=c.provider, target_qps=qps,
             duration_s=cfg.server_duration_s, workers=plan.workers,
             max_batch=batch, intra_op_threads=plan.intra, p99_bound_ms=cfg.p99_bound_ms,
             max_delay_ms=delay)
+        return replace(result, client_cpu_share=share) if c.kind == "served" else result
 
     if cfg.p99_bound_ms is None:
         report.server.append(run_at(cfg.qps))

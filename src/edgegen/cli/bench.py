@@ -93,10 +93,11 @@ def bench_command(
     eval_report: Path = typer.Option(None, "--eval-report",
                                      help="JSON of `edgegen eval` for the fidelity column "
                                           "(default: the bundle's manifest)."),
-    url: str = typer.Option(None, "--url",
-                            help="Measure a KServe v2 endpoint (edgegen serve, Triton, "
-                                 "KServe), e.g. http://127.0.0.1:8000; with BUNDLE, beside the "
-                                 "in-process session."),
+    url: list[str] = typer.Option(None, "--url",
+                                  help="Measure a KServe v2 endpoint (edgegen serve, Triton, "
+                                       "KServe), e.g. http://127.0.0.1:8000; with BUNDLE, "
+                                       "beside the in-process session. Repeat it to measure "
+                                       "several in one run (server scenario)."),
     model: str = typer.Option(None, "--model",
                               help="--url: the model name (default: the bundle folder's name, "
                                    "or the only model the server lists)."),
@@ -120,7 +121,8 @@ def bench_command(
                               "output of `edgegen eval`")
         timed = {"duration_s": duration} if scenario == "offline" and duration is not None \
             else {"server_duration_s": duration} if duration is not None else {}
-        if bundle is None and url is None:
+        url_value = None if not url else url[0] if len(url) == 1 else tuple(url)
+        if bundle is None and url_value is None:
             raise ConfigError("give a BUNDLE folder, a --url to measure, or both")
         cfg = BenchConfig(
             bundle=bundle, provider=provider.lower(),
@@ -132,7 +134,7 @@ def bench_command(
             scenario=scenario, qps=qps, workers=workers, max_batch=max_batch,
             max_delay_ms=max_delay_ms, p99_bound_ms=p99_bound_ms, sweep_steps=sweep_steps,
             eval_report=eval_report,
-            measure_matmul=matmul, noise_window_s=noise_window, url=url, model=model,
+            measure_matmul=matmul, noise_window_s=noise_window, url=url_value, model=model,
             http_tensors=http_tensors.lower(), connections=connections, **timed)
         from edgegen.benchmarks.bench import bench
 
@@ -194,14 +196,16 @@ def render(report: BenchReport) -> None:
         how += [f"{served[0].workers} HTTP connections to the endpoint"] if served else []
         table = Table(title=f"server scenario (Poisson arrivals; {'; '.join(how)})")
         for col in ("variant", "contender", "batch/delay", "offered QPS", "achieved QPS",
-                    "p50 ms", "p99 ms", "unfinished", "503", "failed", "mean batch"):
+                    "p50 ms", "p99 ms", "unfinished", "503", "failed", "mean batch",
+                    "client CPU"):
             table.add_column(col, justify="left" if col in ("variant", "contender") else "right")
         for s in report.server:
             table.add_row(s.variant, s.contender, f"{s.max_batch}/{s.max_delay_ms:g} ms",
                           f"{s.target_qps:,.0f}", f"{s.achieved_qps:,.0f}", _f(s.p50_ms, ".3f"),
                           _f(s.p99_ms, ".3f"), str(s.unfinished), str(s.rejected),
                           str(s.failed),
-                          "—" if s.contender == "served" else f"{s.mean_batch:.2f}")
+                          "—" if s.contender == "served" else f"{s.mean_batch:.2f}",
+                          _f(s.client_cpu_share, ".0%"))
         console.print(table)
         for key, sw in report.sweeps.items():
             best = "none" if sw.best_qps is None else f"{sw.best_qps:,.0f} QPS"
@@ -225,8 +229,13 @@ def _served(report: BenchReport) -> None:
     info = report.served
     if not info:
         return
-    console.print(f"endpoint: {info['url']} model {info['model']} ({info.get('platform')}, "
-                  f"{info['tensors']} tensors)", highlight=False)
+    for e in info.get("endpoints", [info]):
+        console.print(f"endpoint: {e['url']} model {e['model']} ({e.get('platform')}, "
+                      f"{e['tensors']} tensors)", highlight=False)
+    if any(s.client_cpu_share is not None for s in report.server):
+        console.print("client CPU: this process's own CPU (the Python load generator) over "
+                      "the run, as a share of the usable cores; on the server's machine it is "
+                      "taken from the server", highlight=False)
     for row in info.get("comparison", []):
         ratio = _f(row.get("ratio"), ".0%")
         if "batch" in row:

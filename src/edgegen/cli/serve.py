@@ -1,4 +1,5 @@
-"""``edgegen serve``: the bundle behind Ray Serve (KServe v2 protocol, dynamic batching)."""
+"""``edgegen serve``: the bundle behind a KServe v2 server (HTTP, gRPC), dynamic batching: the
+local engine (worker processes, no proxy; the default) or Ray Serve (``--engine ray``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgegen.cli.common import console, errors_to_exit, progress_lines
+from edgegen.cli.common import console, csv_option, errors_to_exit, progress_lines
 from edgegen.serve.config import ServeConfig
 
 S = ServeConfig()
@@ -15,9 +16,20 @@ S = ServeConfig()
 def serve_command(
     bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
     port: int = typer.Option(S.port, "--port", help="HTTP port on 127.0.0.1."),
+    engine: str = typer.Option(S.engine, "--engine",
+                               help="local: worker processes on this machine, no proxy in the "
+                                    "path; ray: Ray Serve (clusters)."),
+    workers: int = typer.Option(S.workers, "--workers",
+                                help="Local engine: worker processes, each with its own ONNX "
+                                     "Runtime session and batcher (0: one per usable core, at "
+                                     "most 4)."),
+    grpc_port: int = typer.Option(None, "--grpc-port",
+                                  help="Local engine: also serve KServe v2 gRPC on 127.0.0.1 "
+                                       "at this port."),
     replicas: int = typer.Option(S.replicas, "--replicas",
-                                 help="Replicas (processes), each with its own ONNX Runtime "
-                                      "session; Ray places them on the cluster's nodes."),
+                                 help="Ray engine: replicas (processes), each with its own ONNX "
+                                      "Runtime session; Ray places them on the cluster's "
+                                      "nodes."),
     variant: str = typer.Option(None, "--variant",
                                 help="fp32, fp16 or int8 (default: fp32)."),
     guard: bool = typer.Option(S.guard, "--guard",
@@ -26,16 +38,26 @@ def serve_command(
     provider: str = typer.Option(S.provider, "--provider", "-p",
                                  help="cpu | cuda | tensorrt (never a silent fallback)."),
     max_batch: int = typer.Option(S.max_batch, "--max-batch",
-                                  help="Dynamic batching: requests per batch (@serve.batch)."),
-    max_delay_ms: float = typer.Option(S.max_delay_ms, "--max-delay-ms",
-                                       help="Dynamic batching: the longest a request waits "
-                                            "for others to join its batch."),
+                                  help="Dynamic batching: requests per batch."),
+    max_delay_ms: float = typer.Option(None, "--max-delay-ms",
+                                       help="Dynamic batching: the longest the first request "
+                                            "of a batch waits for others (default: local 0, a "
+                                            "batch takes what queued while the last one ran; "
+                                            "ray 2)."),
     max_ongoing: int = typer.Option(S.max_ongoing_requests, "--max-ongoing-requests",
-                                    help="Requests one replica holds at once (0: 2 x "
+                                    help="Requests one worker or replica holds at once (0: 2 x "
                                          "--max-batch)."),
     max_queued: int = typer.Option(S.max_queued_requests, "--max-queued-requests",
-                                   help="Requests that may wait at the proxy; beyond that a "
-                                        "503 with Retry-After (0: ongoing x replicas)."),
+                                   help="Requests that may wait beyond that (ray: at the "
+                                        "proxy; local: in the workers' queues); then a 503 "
+                                        "with Retry-After (0: ongoing x replicas or workers)."),
+    steps: str = typer.Option("", "--steps",
+                              help="Iterative bundles (cflow): the step counts a request may "
+                                   "ask for, comma-separated (default: 1,2,4,8,16,32 and the "
+                                   "exported steps)."),
+    guidance: str = typer.Option("", "--guidance",
+                                 help="Iterative bundles: the guidance values a request may ask "
+                                      "for (default: 1 and the exported guidance)."),
     max_request_rows: int = typer.Option(S.max_request_rows, "--max-request-rows",
                                          help="Images one infer request may ask for."),
     threads: int = typer.Option(S.threads, "--threads",
@@ -57,10 +79,13 @@ def serve_command(
     drain_timeout: float = typer.Option(S.drain_timeout_s, "--drain-timeout",
                                         help="SIGTERM: the longest to wait for in-flight "
                                              "requests."),
+    linger: float = typer.Option(S.linger_s, "--linger",
+                                 help="SIGTERM: seconds of 503s (ready: 503) before the "
+                                      "listener closes, so a load balancer notices."),
     ingress: str = typer.Option(S.ingress, "--ingress",
-                                help="proxy: Ray Serve's HTTP proxy; haproxy: Ray Serve's "
-                                     "HAProxy ingress straight to the replicas (less CPU per "
-                                     "request; experimental in Ray)."),
+                                help="Ray engine: proxy (Ray Serve's HTTP proxy) or haproxy "
+                                     "(HAProxy with direct ingress to the replicas' own HTTP "
+                                     "servers, throughput-optimized Ray Serve)."),
     access_log: bool = typer.Option(S.access_log, "--access-log",
                                     help="Ray Serve's log line per request (costs CPU per "
                                          "request)."),
@@ -68,15 +93,21 @@ def serve_command(
                                    help="Write the run's report (placement, timings) here "
                                         "when the server stops."),
 ) -> None:
-    """Serve a bundle over HTTP (KServe v2 protocol and GET /generate) until SIGTERM or Ctrl-C,
-    which drain the requests in flight. Exit 2: bad bundle, port or option (nothing started)."""
-    cfg = ServeConfig(bundle=bundle, name=name, port=port, replicas=replicas, variant=variant,
+    """Serve a bundle over HTTP (KServe v2 protocol and GET /generate) and, with --grpc-port,
+    KServe v2 gRPC, until SIGTERM or Ctrl-C, which drain the requests in flight. Exit 2: bad
+    bundle, port or option (nothing started)."""
+    with errors_to_exit():
+        allowed = {"steps": csv_option(steps, "--steps", int),
+                   "guidance": csv_option(guidance, "--guidance", float)}
+    cfg = ServeConfig(bundle=bundle, name=name, port=port, engine=engine.lower(),
+                      workers=workers, grpc_port=grpc_port, replicas=replicas, variant=variant,
                       guard=guard, provider=provider.lower(), max_batch=max_batch,
                       max_delay_ms=max_delay_ms, max_ongoing_requests=max_ongoing,
                       max_queued_requests=max_queued, max_request_rows=max_request_rows,
                       threads=threads, address=address, drain_timeout_s=drain_timeout,
                       max_replicas_per_node=max_replicas_per_node, node_ip=node_ip,
-                      access_log=access_log, ingress=ingress.lower())
+                      access_log=access_log, ingress=ingress.lower(), linger_s=linger,
+                      **allowed)
     with errors_to_exit():
         from edgegen.serve.server import serve_bundle
 

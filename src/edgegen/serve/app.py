@@ -12,7 +12,8 @@
 =========================================  ==============================================
 
 Every error is JSON ``{"error": "..."}`` with its status: 400 for a bad request, 404 for an
-unknown path or model, 405 for a wrong method, 503 (with ``Retry-After``) while draining.
+unknown path or model, 405 for a wrong method, 503 (with ``Retry-After``) while draining or when
+the worker's queue is full, 500 when the model itself failed.
 ``infer`` is the replica's batched inference (``Work`` -> ``Done``), so the routes can be tested
 without Ray by giving them ``batching.run_batch`` directly.
 """
@@ -62,9 +63,14 @@ class Endpoints:
         try:
             return await self._route(method, path.rstrip("/") or "/", query, headers, body)
         except ProtocolError as exc:
-            return error_reply(str(exc), exc.status)
+            retry = {"retry-after": str(self.retry_after_s)} if exc.status == 503 else None
+            return error_reply(str(exc), exc.status, retry)
         except RuntimeInputError as exc:  # a check the runtime made that the protocol did not
             return error_reply(str(exc), 400)
+        except Exception as exc:  # noqa: BLE001 - the model or the provider failed: a JSON 500
+            return error_reply(f"the server failed answering this request: "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                               if str(exc) else type(exc).__name__, 500)
         finally:
             self.inflight -= 1
             self.served += 1

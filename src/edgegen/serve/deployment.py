@@ -1,12 +1,14 @@
 """The Ray Serve deployment: each replica holds one ``Generator`` and batches requests.
 
-A replica loads the bundle (schema and every sha256 checked) on its provider, warms the session
-up at the largest batch, and answers every route of ``app.Endpoints``. Inference goes through
-``@serve.batch``: requests that arrive within ``max_delay_ms`` of the first one waiting, up to
-``max_batch`` of them, become one ``batching.run_batch`` call, run on a worker thread so the
-replica's event loop keeps accepting requests while ONNX Runtime computes (ONNX Runtime releases
-the GIL). Ray Serve bounds what a replica takes (``max_ongoing_requests``) and what waits at the
-proxy (``max_queued_requests``); beyond that it answers 503 with ``Retry-After`` at once.
+A replica loads the bundle (schema and every sha256 checked) on its provider
+(``replica.load_generator``), warms the session up at the largest batch, and answers every route
+of ``app.Endpoints``; each reply says how the request reached it (``x-edgegen-ingress``).
+Inference goes through ``@serve.batch``: requests that arrive within ``max_delay_ms`` of the
+first one waiting, up to ``max_batch`` of them, become one ``batching.run_batch`` call, run on a
+worker thread so the replica's event loop keeps accepting requests while ONNX Runtime computes
+(ONNX Runtime releases the GIL). Ray Serve bounds what a replica takes
+(``max_ongoing_requests``) and what waits at the proxy (``max_queued_requests``); beyond that it
+answers 503 with ``Retry-After`` at once.
 
 Imported only where Ray runs (``server``, the replicas): it imports ray and starlette.
 """
@@ -24,30 +26,12 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edgegen.runtime.generator import Generator
-from edgegen.runtime.providers import spec_for
 from edgegen.serve.app import Endpoints
 from edgegen.serve.batching import run_batch
 from edgegen.serve.config import ServeConfig
 from edgegen.serve.drain import GateWatcher
-from edgegen.serve.protocol import Done, ModelInfo, Work
-
-
-def load_generator(cfg: ServeConfig, threads: int) -> Generator:
-    """The replica's ``Generator``: bitwise repeatable sessions (the bytes contract), ONNX
-    Runtime's spin-waiting off (a server idles between batches and the proxy needs the cores),
-    TensorRT profiles up to the largest batch a replica may run."""
-    from edgegen.runtime.bundle import load_bundle
-
-    bundle = load_bundle(cfg.bundle)
-    variant = cfg.variant or ("fp32" if "fp32" in bundle.variants else next(iter(bundle.variants)))
-    precision = bundle.variants[variant].get("precision", variant) if variant in bundle.variants \
-        else variant
-    largest = cfg.max_batch * cfg.max_request_rows
-    spec = spec_for(cfg.provider, precision, batch_range=(1, cfg.max_batch, largest),
-                    trt_cache_dir=cfg.bundle / "trt_cache", intra_op_threads=threads,
-                    spinning=False, deterministic=True)
-    return Generator.load(cfg.bundle, spec, batch_size=max(cfg.max_batch, cfg.max_request_rows))
+from edgegen.serve.protocol import Done, Work
+from edgegen.serve.replica import intra_op_threads, load_generator, model_info, warm_up
 
 
 @serve.deployment
@@ -57,14 +41,10 @@ class EdgegenModel:
     def __init__(self, config: dict[str, Any]) -> None:
         cfg = ServeConfig(**{**config, "bundle": Path(config["bundle"])})
         self.cfg = cfg
-        threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.replicas)
+        threads = intra_op_threads(cfg, cfg.replicas)
         self.generator = load_generator(cfg, threads)
-        self.variant = cfg.variant or self.generator.default_variant
-        model = ModelInfo.from_bundle(self.generator.bundle, name=cfg.model_name,
-                                      variant=self.variant, guard=cfg.guard,
-                                      max_batch=cfg.max_batch,
-                                      max_request_rows=cfg.max_request_rows,
-                                      max_delay_ms=cfg.max_delay_ms)
+        model = model_info(cfg, self.generator)
+        self.variant = model.variant
         self.endpoints = Endpoints(model, self._infer, cfg.retry_after_s)
         ctx = serve.get_replica_context()
         import ray
@@ -73,14 +53,13 @@ class EdgegenModel:
                      .get_node_id(), "pid": os.getpid(), "threads": threads}
         # every reply says which replica and node answered (scale-out is observable)
         self.reply_headers = {"x-edgegen-replica": self.info["replica"],
-                              "x-edgegen-node": self.info["node"][:12]}
+                              "x-edgegen-node": self.info["node"][:12],
+                              "x-edgegen-pid": str(self.info["pid"])}
         self.watcher = GateWatcher(cfg.model_name, self.info, self.endpoints)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="edgegen-infer")
         self.batched.set_max_batch_size(cfg.max_batch)
-        self.batched.set_batch_wait_timeout_s(cfg.max_delay_ms / 1000.0)
-        # warm-up outside any request: ORT's first runs at a new batch size allocate
-        for n in sorted({1, cfg.max_batch}):
-            self.generator.run([0] * n, seed=0, variant=self.variant, guard=False)
+        self.batched.set_batch_wait_timeout_s(cfg.delay_ms / 1000.0)
+        warm_up(cfg, self.generator, self.variant)  # outside any request
 
     async def _infer(self, work: Work) -> Done:
         return await self.batched(work)
@@ -96,7 +75,23 @@ class EdgegenModel:
         reply = await self.endpoints.handle(request.method, request.url.path,
                                             request.url.query, dict(request.headers), body)
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type,
-                        headers={**self.reply_headers, **reply.headers})
+                        headers={**self.reply_headers, **reply.headers,
+                                 "x-edgegen-ingress": self._path(request)})
+
+    def _path(self, request: Request) -> str:
+        """How this request reached the replica, from the port of the server that parsed it:
+        the replica's own HTTP server (direct ingress: a port of Ray's direct-ingress range),
+        or Ray Serve's proxy (the public port; behind HAProxy, the proxy actor's own port,
+        which HAProxy falls back to until it knows the replica) handing it over through Ray."""
+        from ray.serve._private import constants
+
+        port = int((request.scope.get("server") or ("", 0))[1] or 0)
+        if constants.RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT <= port <= \
+                constants.RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT:
+            return f"direct ingress: replica HTTP server on port {port}"
+        if port == self.cfg.port:
+            return "Ray Serve proxy -> replica"
+        return f"Ray Serve proxy (port {port}, behind HAProxy) -> replica"
 
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose session broke is restarted."""

@@ -17,12 +17,21 @@ Triton's ``[n, 1]``) and exactly one source of latents:
   (``Generator.generate(labels, seeds=...)``), which is what the Triton ensemble of
   ``edgegen export-triton`` takes, so one request gives the same bytes from both servers.
 
-The parameter ``truncation`` scales the latents. The reply's ``image`` is FP32 ``[n, 1, 28, 28]``
-in [-1, 1], or UINT8 (the bundle's post-processing rule) when the request's output asks for it
-with ``"parameters": {"datatype": "UINT8"}``. Tensors travel as JSON or, with the binary tensor
-data extension of Triton and KServe (``binary_data_size`` on an input, ``binary_data`` on an
-output, the ``Inference-Header-Content-Length`` header), as raw little-endian bytes after the
-JSON header.
+The parameter ``truncation`` scales the latents. An iterative bundle (cflow) also takes the
+parameters ``steps`` and ``guidance``, each from the server's allowed set (``sampler_choices``:
+by default every power of two up to 32 steps plus the exported steps, and guidance 1 (none,
+half the network calls) plus the exported guidance; ``edgegen serve --steps/--guidance`` give
+others). The exported setting runs ``model.onnx`` (the sampler unrolled); any other allowed
+one runs the runtime's denoiser loop, exactly as ``Generator.generate(steps=, guidance=)``. A
+setting outside the set is a 400 that names the allowed values: the set is small so that a
+request's cost stays bounded (at most 32 steps x 2 calls by default) and requests of one
+setting share batches. A single-pass family (cdcgan, cmlp, cvae) refuses both.
+
+The reply's ``image`` is FP32 ``[n, 1, 28, 28]`` in [-1, 1], or UINT8 (the bundle's
+post-processing rule) when the request's output asks for it with ``"parameters": {"datatype":
+"UINT8"}``. Tensors travel as JSON or, with the binary tensor data extension of Triton and
+KServe (``binary_data_size`` on an input, ``binary_data`` on an output, the
+``Inference-Header-Content-Length`` header), as raw little-endian bytes after the JSON header.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from edgegen.core import __version__
 from edgegen.core.errors import EdgegenError
@@ -77,10 +87,15 @@ class ModelInfo:
     max_request_rows: int
     max_delay_ms: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # iterative bundles: the exported (steps, guidance) and the settings a request may ask for
+    exported: tuple[int, float] | None = None
+    steps: tuple[int, ...] = ()
+    guidance: tuple[float, ...] = ()
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, *, name: str, variant: str, guard: bool,
-                    max_batch: int, max_request_rows: int, max_delay_ms: float = 0.0
+                    max_batch: int, max_request_rows: int, max_delay_ms: float = 0.0,
+                    steps: tuple[int, ...] = (), guidance: tuple[float, ...] = ()
                     ) -> ModelInfo:
         gen = bundle.manifest["generator"]
         inputs = tuple(_tensor_meta(t) for t in gen["inputs"])
@@ -91,10 +106,28 @@ class ModelInfo:
                  "postprocess": bundle.manifest["postprocess"].get("rule"),
                  "model_sha256": bundle.manifest["files"]
                  .get(bundle.variants[variant]["file"], {}).get("sha256")}
+        exported = None
+        if bundle.sampler:
+            exported = (int(bundle.sampler["steps"]), float(bundle.sampler["guidance"]))
+            steps, guidance = sampler_choices(exported, steps, guidance)
         return cls(name=name, z_dim=bundle.z_dim, n_classes=bundle.n_classes,
                    image_shape=image_shape, inputs=inputs, outputs=outputs, variant=variant,
                    guard=guard, max_batch=max_batch, max_request_rows=max_request_rows,
-                   max_delay_ms=max_delay_ms, extra=extra)
+                   max_delay_ms=max_delay_ms, extra=extra, exported=exported,
+                   steps=steps if exported else (), guidance=guidance if exported else ())
+
+
+DEFAULT_STEPS = (1, 2, 4, 8, 16, 32)
+
+
+def sampler_choices(exported: tuple[int, float], steps: tuple[int, ...] = (),
+                    guidance: tuple[float, ...] = ()
+                    ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The (steps, guidance) values a request may ask for: the given ones, or the default set
+    (``DEFAULT_STEPS`` and guidance 1.0); the exported setting is always among them."""
+    n, w = exported
+    return (tuple(sorted({*(steps or DEFAULT_STEPS), n})),
+            tuple(sorted({*(float(g) for g in (guidance or (1.0,))), w})))
 
 
 def _tensor_meta(t: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +144,8 @@ class Work:
     seed: int | None = None  # sample i = row i of latent(seed, n, z_dim)
     seeds: np.ndarray | None = None  # uint64 [n]: sample i = row 0 of latent(seeds[i], 1, z_dim)
     truncation: float | None = None
+    # iterative bundles: the denoiser loop's (steps, guidance); None: model.onnx as exported
+    sampler: tuple[int, float] | None = None
 
     @property
     def n(self) -> int:
@@ -143,9 +178,16 @@ class Reply:
 
 
 # ----------------------------------------------------------------------------- replies
+def json_bytes(obj: Any) -> bytes:
+    """Compact JSON; numpy arrays as lists. orjson writes a float32 as the shortest text that
+    reads back to the same float32 (the stdlib would widen it to a double first), so a client
+    parsing the reply gets the server's exact bits, in a body ~40% smaller and ~20x faster to
+    make (measured: 37 µs vs 790 µs for a 784-float image)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def json_reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, json.dumps(obj, separators=(",", ":")).encode(), JSON_TYPE,
-                 headers or {})
+    return Reply(status, json_bytes(obj), JSON_TYPE, headers or {})
 
 
 def error_reply(message: str, status: int = 400, headers: dict[str, str] | None = None
@@ -176,9 +218,19 @@ def model_metadata(model: ModelInfo) -> dict[str, Any]:
             "outputs": {"image": {"datatypes": ["FP32", "UINT8"],
                                   "ask": 'outputs: [{"name": "image", "parameters": '
                                          '{"datatype": "UINT8"}}]'}},
+            **({"sampler": sampler_metadata(model)} if model.exported else {}),
             **model.extra,
         },
     }
+
+
+def sampler_metadata(model: ModelInfo) -> dict[str, Any]:
+    assert model.exported is not None
+    return {"exported": {"steps": model.exported[0], "guidance": model.exported[1],
+                         "runs": "model.onnx"},
+            "steps": list(model.steps), "guidance": list(model.guidance),
+            "other settings run": "the runtime's denoiser loop (denoiser.onnx, one or two "
+                                  "calls a step)"}
 
 
 def repository_index(model: ModelInfo) -> list[dict[str, Any]]:
@@ -186,26 +238,37 @@ def repository_index(model: ModelInfo) -> list[dict[str, Any]]:
     return [{"name": model.name, "version": VERSION, "state": "READY"}]
 
 
+def output_image(req: InferRequest, done: Done) -> np.ndarray:
+    """The reply's image in the datatype asked for: FP32 ``[n, C, H, W]`` in [-1, 1] or
+    UINT8 (the bundle's post-processing rule), contiguous and little-endian."""
+    images = to_uint8(done.images) if req.datatype == "UINT8" else done.images
+    return np.ascontiguousarray(images, dtype=DTYPES[req.datatype])
+
+
+def guard_parameters(done: Done) -> dict[str, int]:
+    if done.attempts is None or done.accepted is None:
+        return {}
+    return {"guard_redrawn": int(np.count_nonzero(done.attempts)),
+            "guard_rejected": int(np.count_nonzero(~done.accepted))}
+
+
 def infer_reply(model: ModelInfo, req: InferRequest, done: Done) -> Reply:
     """The v2 infer response: JSON, or a JSON header plus the image's raw bytes."""
-    images = done.images
-    if req.datatype == "UINT8":
-        images = to_uint8(images)
+    images = output_image(req, done)
     out: dict[str, Any] = {"name": "image", "datatype": req.datatype,
                            "shape": [int(d) for d in images.shape]}
     resp: dict[str, Any] = {"model_name": model.name, "model_version": VERSION,
                             "outputs": [out]}
     if req.id is not None:
         resp["id"] = req.id
-    if done.attempts is not None and done.accepted is not None:
-        resp["parameters"] = {"guard_redrawn": int(np.count_nonzero(done.attempts)),
-                              "guard_rejected": int(np.count_nonzero(~done.accepted))}
+    if guard := guard_parameters(done):
+        resp["parameters"] = guard
     if not req.binary:
-        out["data"] = images.reshape(-1).tolist()
+        out["data"] = images.reshape(-1)
         return json_reply(resp)
-    raw = np.ascontiguousarray(images, dtype=DTYPES[req.datatype]).tobytes()
+    raw = images.tobytes()
     out["parameters"] = {"binary_data_size": len(raw)}
-    header = json.dumps(resp, separators=(",", ":")).encode()
+    header = json_bytes(resp)
     return Reply(200, header + raw, BINARY_TYPE, {HEADER_LENGTH: str(len(header))})
 
 
@@ -234,10 +297,12 @@ def npy_bytes(array: np.ndarray) -> bytes:
 def parse_generate(query: dict[str, list[str]], model: ModelInfo) -> tuple[Work, str]:
     """``GET /generate?label=7&seed=42&format=png[&truncation=0.7]`` -> one sample and its
     format; the sample is ``Generator.generate([label], seed=seed)[0]``."""
-    unknown = sorted(set(query) - {"label", "seed", "format", "truncation"})
+    unknown = sorted(set(query) - {"label", "seed", "format", "truncation", "steps",
+                                   "guidance"})
     if unknown:
         raise ProtocolError(f"unknown query parameter {', '.join(unknown)}; /generate takes "
-                            "label, seed, format (png, pgm or npy) and truncation")
+                            "label, seed, format (png, pgm or npy), truncation, and for an "
+                            "iterative model steps and guidance")
     label = _one(query, "label", required=True)
     seed = _one(query, "seed", required=True)
     fmt = (_one(query, "format") or "png").lower()
@@ -246,9 +311,48 @@ def parse_generate(query: dict[str, list[str]], model: ModelInfo) -> tuple[Work,
     y = _label_value(label, model.n_classes)
     s = parse_seed(seed, "seed")
     psi = _one(query, "truncation")
+    sampler = parse_sampler({k: v for k in ("steps", "guidance")
+                             if (v := _one(query, k)) is not None}, model)
     work = Work(labels=np.array([y], np.int64), seeds=np.array([s], np.uint64),
-                truncation=None if psi is None else parse_truncation(psi))
+                truncation=None if psi is None else parse_truncation(psi), sampler=sampler)
     return work, fmt
+
+
+def parse_sampler(params: dict[str, Any], model: ModelInfo) -> tuple[int, float] | None:
+    """A request's ``steps``/``guidance`` (numbers or their text) -> the loop's setting, or
+    None for model.onnx (nothing asked, or exactly the exported setting)."""
+    if "steps" not in params and "guidance" not in params:
+        return None
+    if model.exported is None:
+        raise ProtocolError(f"model {model.name!r} ({model.extra.get('architecture')}) draws "
+                            "an image in one call: 'steps' and 'guidance' apply only to an "
+                            "iterative model (cflow); leave them out")
+    n, w = model.exported
+    steps = _number(params["steps"], "steps", int) if "steps" in params else n
+    guidance = _number(params["guidance"], "guidance", float) if "guidance" in params else w
+    if steps not in model.steps:
+        raise ProtocolError(f"steps={steps} is not served here; allowed steps: "
+                            f"{', '.join(map(str, model.steps))} ({n}: model.onnx as exported; "
+                            "others: the denoiser loop)")
+    if guidance not in model.guidance:
+        raise ProtocolError(f"guidance={guidance:g} is not served here; allowed guidance: "
+                            f"{', '.join(f'{g:g}' for g in model.guidance)} ({w:g}: as "
+                            "exported; 1: no guidance)")
+    return None if (steps, guidance) == (n, w) else (steps, float(guidance))
+
+
+def _number(value: Any, what: str, kind: type) -> Any:
+    """An integer (``kind=int``) or a finite number, or its decimal text."""
+    a = "an integer" if kind is int else "a number"
+    if isinstance(value, str):
+        try:
+            value = kind(value.strip())
+        except ValueError:
+            raise ProtocolError(f"{what}={value!r} is not {a}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or (kind is int and not float(value).is_integer()):
+        raise ProtocolError(f"{what} must be {a}, got {value!r}")
+    return kind(value)
 
 
 def _one(query: dict[str, list[str]], name: str, required: bool = False) -> str | None:
@@ -320,7 +424,7 @@ def split_body(body: bytes, headers: dict[str, str]) -> tuple[Any, bytes]:
             raise ProtocolError(f"{HEADER_LENGTH} is {n} but the body has {len(body)} bytes")
         body, binary = body[:n], body[n:]
     try:
-        doc = json.loads(body)
+        doc = _loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"the request body is not JSON ({exc}); send a v2 infer request: "
                             '{"inputs": [{"name": "label", "shape": [1], "datatype": "INT64", '
@@ -331,9 +435,25 @@ def split_body(body: bytes, headers: dict[str, str]) -> tuple[Any, bytes]:
     return doc, binary
 
 
+def _loads(body: bytes) -> Any:
+    """orjson (~30x faster on a request with a 100-float z), or the standard library where
+    orjson refuses what it does not represent (integers past 64 bits), so that such a value
+    reaches the checks that say what is wrong with it."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def parse_infer(body: bytes, headers: dict[str, str], model: ModelInfo) -> InferRequest:
     """Check a v2 infer request against the model; ``headers`` have lower-case names."""
     doc, binary = split_body(body, headers)
+    return parse_doc(doc, binary, model)
+
+
+def parse_doc(doc: dict[str, Any], binary: bytes, model: ModelInfo) -> InferRequest:
+    """A v2 infer request as JSON (``doc``) and its binary tensor data; the HTTP body and the
+    gRPC message (``grpc_service``) both become this, so one set of rules checks both."""
     unknown = sorted(set(doc) - {"id", "inputs", "outputs", "parameters"})
     if unknown:
         raise ProtocolError(f"unknown request field {', '.join(map(repr, unknown))}; a v2 infer "
@@ -345,10 +465,13 @@ def parse_infer(body: bytes, headers: dict[str, str], model: ModelInfo) -> Infer
     tensors = _inputs(doc.get("inputs"), binary, model)
     datatype, want_binary = _outputs(doc.get("outputs"), params)
 
-    unknown = sorted(set(params) - {"seed", "truncation", "binary_data_output"})
+    known = {"seed", "truncation", "binary_data_output", "steps", "guidance"}
+    unknown = sorted(set(params) - known)
     if unknown:
         raise ProtocolError(f"unknown request parameter {', '.join(map(repr, unknown))}; this "
-                            "model takes seed, truncation and binary_data_output")
+                            "model takes seed, truncation, binary_data_output"
+                            + (", steps and guidance" if model.exported else ""))
+    sampler = parse_sampler(params, model)
     if "label" not in tensors:
         raise ProtocolError("missing input 'label' (INT64, shape [n]): the digit of each sample")
     labels = tensors["label"]
@@ -376,12 +499,12 @@ def parse_infer(body: bytes, headers: dict[str, str], model: ModelInfo) -> Infer
             raise ProtocolError("this server guards its samples (--guard) and can only redraw "
                                 "from seeds: send 'label' with a 'seed' parameter or input "
                                 "instead of 'z'")
-        work = Work(labels=labels, z=tensors["z"], truncation=psi)
+        work = Work(labels=labels, z=tensors["z"], truncation=psi, sampler=sampler)
     elif "seed" in tensors:
-        work = Work(labels=labels, seeds=tensors["seed"], truncation=psi)
+        work = Work(labels=labels, seeds=tensors["seed"], truncation=psi, sampler=sampler)
     else:
         work = Work(labels=labels, seed=parse_seed(params["seed"], "parameter seed"),
-                    truncation=psi)
+                    truncation=psi, sampler=sampler)
     return InferRequest(id=rid, work=work, datatype=datatype, binary=want_binary)
 
 
