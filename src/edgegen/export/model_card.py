@@ -38,7 +38,7 @@ in [-1, 1]
 Graph rewrites: {_rewrites_line(g.get('optimization') or {})}.
 {_sampler_card(m.get("sampler"))}Evaluator: {_evaluator_line(ev)}.
 Golden data: `golden/test_data_set_N/` (ONNX model-zoo layout) and Polygraphy JSON in `golden/`.
-
+{_ort_line(m.get("ort_format"))}
 ## Run it
 ```
 edgegen verify <this folder>                 # parity against the goldens and PyTorch
@@ -76,6 +76,17 @@ def _rewrites_line(opt: dict[str, Any]) -> str:
     return ", ".join(f"`{r['name']}` ({len(r['sites'])} site(s))" for r in opt["applied"]) + \
         f" — exact within atol {opt['tolerance']['atol']:g}, rtol {opt['tolerance']['rtol']:g}" \
         " of the unrewritten graph (manifest: `generator.optimization`)"
+
+
+def _ort_line(o: dict[str, Any] | None) -> str:
+    if not o:
+        return ""
+    return (f"ORT format (ONNX Runtime Mobile, minimal builds; onnxruntime >= {o['onnxruntime']},"
+            f" {o['optimization_style']} optimization style): "
+            f"{', '.join(f'`{v}`' for v in o['models'].values())}; reduced-build operators in "
+            f"`{o['required_operators']}`"
+            f"{' (with types)' if o['type_reduction'] else ''}. In Python: "
+            "`Generator.load(<this folder>, format=\"ort\")`.\n")
 
 
 def _evaluator_line(ev: dict[str, Any] | None) -> str:

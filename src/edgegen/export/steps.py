@@ -319,7 +319,7 @@ def write_ort(job: Job, sets: list[Any]) -> dict[str, Any] | None:
         return None
     from edgegen.export.ort_format import convert_bundle
 
-    section, notes = convert_bundle(job.root, sets, job.emit)
+    section, notes = convert_bundle(job.root, sets, job.session, job.emit, job.iterative)
     job.notes += notes
     return section
 

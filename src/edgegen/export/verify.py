@@ -26,6 +26,12 @@ For an iterative family (cflow), also, per provider and denoiser precision, ``tr
 (per-step parity of the sampler loop against PyTorch's) and ``loop`` (fp32: the runtime loop
 against the unrolled ``model.onnx``): see ``edgegen.export.parity.sampler``.
 
+A bundle exported with ``--ort-format`` has its ``.ort`` files checked too, whenever they are there
+(they ship in the bundle, so a plain ``edgegen verify`` covers them), on cpu and cuda:
+``ort-golden`` (the goldens through each variant's ``.ort``, at that variant's tolerance) and
+``ort-onnx`` (each ``.ort`` — variants, evaluator, denoisers — against its ``.onnx``, at the same
+tolerance): see ``edgegen.export.parity.ort``.
+
 Tolerance rule (one rule, numpy's ``isclose``): an element passes when
 ``|candidate - reference| <= atol + rtol * |reference|``. Every comparison also reports max /
 mean / median / p99 absolute and relative error, PSNR, cosine similarity, the number of elements
@@ -66,6 +72,8 @@ from edgegen.export.parity.checks import (
 )
 from edgegen.export.parity.config import Tolerance, VerifyConfig, tolerance_for
 from edgegen.export.parity.metrics import RELATIVE_ERROR, TOLERANCE_RULE
+from edgegen.export.parity.ort import PROVIDERS as ORT_PROVIDERS
+from edgegen.export.parity.ort import has_ort, model_ort_checks, variant_ort_checks
 from edgegen.export.parity.report import CheckResult, ParityReport
 from edgegen.export.parity.sampler import sampler_checks
 from edgegen.runtime.bundle import PRECISIONS, Bundle, load_bundle
@@ -173,16 +181,15 @@ def verify(cfg: VerifyConfig, on_progress: ProgressFn | None = None) -> ParityRe
             pair = open_pair(inputs, bundle, provider, variant, emit)
             tolerances[f"{provider}/{variant}"] = {"atol": pair.tol.atol, "rtol": pair.tol.rtol}
             rows, truth = check_pair(pair, inputs)
+            if has_ort(bundle, provider):
+                rows += variant_ort_checks(bundle, provider, variant, pair.tol, pair.spec,
+                                           pair.session, inputs.golden)
             sessions.append(truth)
             checks += rows
             failed = [r.check for r in rows if r.status == "fail"]
             emit(f"{provider}/{variant}: " + (f"FAIL ({', '.join(failed)})" if failed else
                                               "pass"))
-        if bundle.sampler:
-            rows = sampler_checks(cfg, bundle, provider, variants, inputs.reference)
-            checks += rows
-            emit(f"{provider}/sampler: per-step parity of "
-                 f"{', '.join(r.variant for r in rows if r.check == 'trajectory')}")
+        checks += model_checks(inputs, bundle, provider, variants, emit)
     return ParityReport(
         bundle=bundle.root, tolerance_rule=TOLERANCE_RULE, relative_error=RELATIVE_ERROR,
         providers=list(cfg.providers), variants=variants, tolerances=tolerances,
@@ -193,6 +200,23 @@ def verify(cfg: VerifyConfig, on_progress: ProgressFn | None = None) -> ParityRe
                      "golden_samples": len(inputs.golden.label)},
         checks=checks, sessions=sessions, signature=dict(bundle.signature), strict=cfg.strict,
         notes=inputs.notes)
+
+
+def model_checks(inputs: Inputs, bundle: Bundle, provider: str, variants: list[str],
+                 emit: Any) -> list[CheckResult]:
+    """The checks of one provider beyond its variants: the sampler's (an iterative family) and
+    the ORT-format evaluator and denoisers (a bundle exported with --ort-format)."""
+    rows: list[CheckResult] = []
+    if bundle.sampler:
+        rows += sampler_checks(inputs.cfg, bundle, provider, variants, inputs.reference)
+        emit(f"{provider}/sampler: per-step parity of "
+             f"{', '.join(r.variant for r in rows if r.check == 'trajectory')}")
+    if has_ort(bundle, provider):
+        rows += model_ort_checks(inputs.cfg, bundle, provider, inputs.golden)
+    elif bundle.ort_format:
+        inputs.notes.append(f"{provider} reads ONNX: the bundle's .ort files are checked on "
+                            f"{' and '.join(ORT_PROVIDERS)} only")
+    return rows
 
 
 def make_inputs(cfg: VerifyConfig, bundle: Bundle, emit: Any) -> Inputs:
