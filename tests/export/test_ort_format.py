@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from edgegen.cli.app import app
 from edgegen.core.errors import BundleError, ExportError
 from edgegen.export.golden import load_golden_set
-from edgegen.export.ort_format import REQUIRED_OPERATORS, _config_text, ort_name, tolerance
+from edgegen.export.ort_format import REQUIRED_OPERATORS, config_text, ort_name, tolerance
 from edgegen.export.verify import VerifyConfig, verify
 from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
 from edgegen.runtime.manifest import validate
@@ -178,7 +178,7 @@ def test_manifest_must_list_the_ort_files_it_names(tiny_ort_bundle: Path,
 
 
 def test_config_header_names_the_bundle_files() -> None:
-    text = _config_text("# Generated from model/s:\n# - /tmp/x/model.ort\nai.onnx;13;Tanh\n",
+    text = config_text("# Generated from model/s:\n# - /tmp/x/model.ort\nai.onnx;13;Tanh\n",
                         ["model.onnx"], "1.2.3")
     assert text.splitlines()[1:] == ["# - model.ort", "ai.onnx;13;Tanh"]
 
@@ -191,9 +191,9 @@ def test_tolerance_follows_the_file_precision() -> None:
 
 
 def test_converter_failure_is_an_export_error(tmp_path: Path) -> None:
-    from edgegen.export.ort_format import _convert
+    from edgegen.export.ort_format import convert_models
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(ExportError, match="ORT-format converter failed"):
-        _convert(tmp_path / "src", tmp_path / "out")
+        convert_models(tmp_path / "src", tmp_path / "out")

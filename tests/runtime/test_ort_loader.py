@@ -45,10 +45,10 @@ def test_every_model_is_its_ort_file(gen_ort: Generator, tiny_ort_bundle: Path) 
         a = gen_ort.generate(labels, seed=11, variant=variant, output="float")
         b = onnx_gen.generate(labels, seed=11, variant=variant, output="float")
         np.testing.assert_allclose(a, b, atol=1e-5 if variant == "fp32" else 1e-2)
-        assert gen_ort._file(variant).endswith(".ort")
-        assert is_ort_format(gen_ort.bundle.read(gen_ort._file(variant)))
+        assert gen_ort.model_file(variant).endswith(".ort")
+        assert is_ort_format(gen_ort.bundle.read(gen_ort.model_file(variant)))
     guarded = gen_ort.run(labels, seed=3, guard=True)
-    assert guarded.accepted is not None and gen_ort._file("evaluator") == "evaluator.ort"
+    assert guarded.accepted is not None and gen_ort.model_file("evaluator") == "evaluator.ort"
     np.testing.assert_array_equal(guarded.predicted,
                                   onnx_gen.run(labels, seed=3, guard=True).predicted)
 

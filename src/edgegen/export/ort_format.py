@@ -80,11 +80,11 @@ def convert_bundle(root: Path, sets: list[Any], session: Callable[[Path], Any],
         src.mkdir()
         for name in models:
             shutil.copyfile(root / name, src / name)
-        _convert(src, out)
+        convert_models(src, out)
         for name in models:
             shutil.copyfile(out / _converted(name), root / ort_name(name))
         config = (out / "required_operators_and_types.with_runtime_opt.config").read_text()
-    (root / REQUIRED_OPERATORS).write_text(_config_text(config, models, onnxruntime.__version__),
+    (root / REQUIRED_OPERATORS).write_text(config_text(config, models, onnxruntime.__version__),
                                            encoding="utf-8")
     deltas = {name: check_ort(root, name, sets, session, tolerance(name, sampler))
               for name in models}
@@ -104,7 +104,7 @@ def _converted(onnx_file: str) -> str:
     return onnx_file[: -len(".onnx")] + ".with_runtime_opt.ort"
 
 
-def _convert(src: Path, out: Path) -> None:
+def convert_models(src: Path, out: Path) -> None:
     """Run ONNX Runtime's converter over every model in ``src`` into ``out``, quietly (it prints
     each step); a failure is an ExportError naming the converter's message."""
     from onnxruntime.tools.convert_onnx_models_to_ort import (
@@ -128,7 +128,7 @@ def _convert(src: Path, out: Path) -> None:
         chatty.setLevel(level)
 
 
-def _config_text(config: str, models: list[str], version: str) -> str:
+def config_text(config: str, models: list[str], version: str) -> str:
     """The converter's config with its header (temporary paths of this machine) replaced by the
     bundle's model names; the operator lines are kept as written."""
     ops = [line for line in config.splitlines() if line.strip() and not line.startswith("#")]

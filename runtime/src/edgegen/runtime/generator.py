@@ -21,6 +21,11 @@ Which latent a sample gets (the contract the Node.js and browser examples replay
   ``sampler.runtime_loop`` (max |Δ| ≤ 1e-4 by export's check). A family without a sampler
   refuses ``steps`` and ``guidance``.
 
+``Generator.load(path, format="ort")`` runs the bundle's ORT-format models instead (a bundle
+exported with ``--ort-format``: ``manifest.ort_format.models`` maps each ONNX file to its
+``.ort``), read through the same checked reads; they reproduce the goldens within the fp32
+tolerance, not byte for byte (ONNX Runtime picks other CPU kernels for them).
+
 Requests run through ONNX Runtime in chunks of ``batch_size``. The latent never depends on the
 chunking, but ONNX Runtime's float arithmetic may differ in the last bits between batch sizes, so
 a pixel whose value sits on a rounding boundary of the uint8 rule can rarely move by one (the test
@@ -263,9 +268,9 @@ class Generator:
             return {}
         if loop is None:
             return {"steps": self._sampler.steps, "guidance": self._sampler.guidance,
-                    "model": self._file(variant)}
+                    "model": self.model_file(variant)}
         return {"steps": loop[0], "guidance": loop[1],
-                "model": Path(self._file(f"denoiser:{self._precision(variant)}")).name}
+                "model": Path(self.model_file(f"denoiser:{self._precision(variant)}")).name}
 
     def _precision(self, variant: str) -> str:
         return str(self.bundle.variants[variant].get("precision", variant))
@@ -297,9 +302,9 @@ class Generator:
                                      redraws=s.redraws + int(res.attempts.sum()))
 
     # -- ONNX Runtime -----------------------------------------------------------------------
-    def _file(self, key: str) -> str:
-        """The bundle-relative file behind a variant, ``"evaluator"`` or ``"denoiser:<prec>"``:
-        its ONNX model, or that model's ``.ort`` file with ``format="ort"``."""
+    def model_file(self, key: str) -> str:
+        """The bundle-relative file a variant (or ``"evaluator"``, ``"denoiser:<precision>"``)
+        runs from: its ONNX model, or that model's ``.ort`` file with ``format="ort"``."""
         if key == "evaluator":
             name = self.bundle.evaluator_file
             if name is None:
@@ -319,7 +324,7 @@ class Generator:
             session = self._sessions.get(key)
             if session is None:
                 # read once, sha256 checked, the session made from those very bytes
-                name = self._file(key)
+                name = self.model_file(key)
                 path = self.bundle.path(name)
                 session = make_session(self.bundle.read(name), self.spec, name=str(path))
                 if key.startswith("denoiser:"):
