@@ -87,6 +87,21 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Pat
 
 
 @pytest.fixture(scope="session")
+def tiny_ort_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """A bundle exported from ``tiny_run`` with ``--ort-format`` (fp32, fp16, int8, evaluator, 2
+    golden sets; every model also as .ort, and required_operators.config).
+
+    Shared: never modify it in place — copy it (``shutil.copytree``) first.
+    """
+    from edgegen.export.bundler import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "cdcgan-ort"
+    export_bundle(ExportConfig(checkpoint=tiny_run, out=out, golden_sets=2, ort_format=True,
+                               calibration_samples=100, deviation_samples=200))
+    return out
+
+
+@pytest.fixture(scope="session")
 def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two P-256 key pairs as PEM files (``private``/``public`` and ``other_private``/
     ``other_public``), made with cryptography the way `openssl ecparam -name prime256v1` would."""

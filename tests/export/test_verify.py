@@ -14,16 +14,10 @@ from onnx import numpy_helper
 
 from edgegen.core.errors import BundleError, ConfigError, ProviderError
 from edgegen.export.golden import read_tensor, write_tensor
-from edgegen.export.verify import (
-    Case,
-    VerifyConfig,
-    determinism_check,
-    error_stats,
-    labels_check,
-    psnr,
-    run_difference,
-    verify,
-)
+from edgegen.export.parity.cases import Case, predict
+from edgegen.export.parity.checks import determinism_check, labels_check
+from edgegen.export.parity.metrics import error_stats, psnr, run_difference
+from edgegen.export.verify import VerifyConfig, verify
 from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
 from edgegen.runtime.providers import (
     ProviderSpec,
@@ -240,8 +234,6 @@ def test_checkpoint_changed_since_export_is_skipped(tmp_path: Path, tiny_bundle:
 
 def test_labels_check_lists_flipped_samples(tiny_bundle: Path, real_digits) -> None:
     """Each image replaced by another digit's image: the evaluator must notice and say which."""
-    from edgegen.export.verify import predict
-
     digits, labels = real_digits  # uint8 [1000, 28, 28], 100 per label in order
     pick = np.arange(10) * 100  # one real image of each digit 0..9
     images = (digits[pick].astype(np.float32) / 127.5 - 1.0)[:, None]  # [10, 1, 28, 28]

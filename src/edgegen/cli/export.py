@@ -44,6 +44,11 @@ def export_command(
     sign_key: Path = typer.Option(None, "--sign-key",
                                   help="PEM elliptic-curve private key: sign the bundle "
                                        "(bundle.sig) before it is put in place."),
+    ort_format: bool = typer.Option(X.ort_format, "--ort-format",
+                                    help="Also write every ONNX model as an ORT-format .ort file "
+                                         "(ONNX Runtime Mobile, minimal builds) and "
+                                         "required_operators.config, each .ort checked against "
+                                         "its .onnx."),
     from_module: str = typer.Option(None, "--from-module",
                                     help="Your generator: MODULE:FUNCTION returning a "
                                          "torch.nn.Module whose forward(z, label) returns images"
@@ -72,7 +77,8 @@ def export_command(
         cfg = ExportConfig(checkpoint=checkpoint, out=out, opset=opset,
                            precisions=tuple(precision.split(",")), golden_sets=golden_sets,
                            seed=seed, evaluator=evaluator, steps=steps, guidance=guidance,
-                           force=force, sign_key=sign_key, from_module=from_module,
+                           force=force, sign_key=sign_key, ort_format=ort_format,
+                           from_module=from_module,
                            weights=weights, from_onnx=from_onnx, z_dim=z_dim, n_classes=classes,
                            image_shape=parse_ints(image_shape, "--image-shape"),
                            io_names=(z_name, label_name, image_name),
@@ -100,6 +106,11 @@ def export_command(
             console.print(f"  denoiser {name}: {v['file']} {v['bytes']:,} bytes, sampler output "
                           f"max |Δ| vs fp32 {dev['max_abs']:.2e}, NaN/inf {dev['non_finite']}",
                           highlight=False)
+    if result.ort_format:
+        o = result.ort_format
+        console.print(f"ORT format ({o['optimization_style']} style, onnxruntime "
+                      f"{o['onnxruntime']}): {', '.join(o['models'].values())}; "
+                      f"{o['required_operators']}", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
 

@@ -13,6 +13,7 @@ checks that this loop over ``denoiser.onnx`` reproduces ``model.onnx`` within
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,82 +43,139 @@ DENOISER_FILES = {"fp32": "denoiser.onnx", "fp16": "denoiser.fp16.onnx",
 LOOP_TOLERANCE = 1e-4
 
 
-def export_sampler(gen: Any, root: Path, *, opset: int, seed: int, precisions: tuple[str, ...],
-                   calibration_samples: int, deviation_samples: int, model_path: Path,
-                   meta: dict[str, Any], evaluator: Any,
-                   emit: Callable[[str], None]) -> dict[str, Any]:
-    """Write ``denoiser*.onnx`` into ``root``; return the manifest's ``sampler`` section."""
+@dataclass(frozen=True)
+class SamplerExport:
+    """What ``export_sampler`` needs from the bundler."""
+
+    gen: Any  # the iterative generator (models.cflow.Generator), its sampler settings set
+    root: Path  # the bundle folder being written
+    opset: int
+    seed: int  # the export's seed: calibration seed + 1, deviation seed + 2
+    precisions: tuple[str, ...]  # fp32 first
+    calibration_samples: int
+    deviation_samples: int
+    model_path: Path  # model.onnx, the unrolled sampler the loop is checked against
+    meta: dict[str, Any]  # model.onnx's metadata (the denoiser's extends it)
+    evaluator: Any  # the evaluator's session for label agreement, or None
+    emit: Callable[[str], None]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.gen.image_shape)  # (C, H, W)
+
+    @property
+    def loop(self) -> dict[str, Any]:
+        """``runtime.sampler``'s keywords for the exported settings."""
+        g = self.gen
+        return {"steps": g.steps, "guidance": g.guidance, "null_label": g.null_label,
+                "image_shape": self.shape}
+
+
+def export_sampler(job: SamplerExport) -> dict[str, Any]:
+    """Write ``denoiser*.onnx`` into ``job.root``; return the manifest's ``sampler`` section."""
+    fp32_path, exporter = export_denoiser(job)
+    dev_z = latent(job.seed + 2, job.deviation_samples, job.gen.z_dim)  # [N, z_dim]
+    dev_y = (np.arange(job.deviation_samples) % job.gen.n_classes).astype(np.int64)  # [N]
+    ref, loop_check = check_loop(job, fp32_path, dev_z, dev_y)
+    variants: dict[str, dict[str, Any]] = {}
+    kept: dict[str, Any] = {}
+    for prec in job.precisions:
+        variants[prec] = denoiser_variant(job, prec, dev_z, dev_y, ref, kept)
+    variants["fp32"]["deviation_from_fp32"]["seed"] = str(job.seed + 2)
+    return sampler_section(job, exporter, variants, kept, loop_check)
+
+
+def export_denoiser(job: SamplerExport) -> tuple[Path, str]:
+    """denoiser.onnx (fp32, one network call) with its metadata; (its path, the exporter)."""
     import torch
 
-    from edgegen.export.onnx_export import check_model, export_onnx, model_opset, set_metadata
-    from edgegen.export.variants import deviation, make_fp16, make_int8
+    from edgegen.export.onnx_export import check_model, export_onnx, set_metadata
 
-    shape = tuple(gen.image_shape)
-    z_dim, n_classes, null = gen.z_dim, gen.n_classes, gen.null_label
-    steps, guidance = gen.steps, gen.guidance
-    loop = {"steps": steps, "guidance": guidance, "null_label": null, "image_shape": shape}
-
-    fp32_path = root / DENOISER_FILES["fp32"]
-    x0 = torch.from_numpy(latent(seed, 2, z_dim).reshape(2, *shape))
+    gen, shape, null = job.gen, job.shape, job.gen.null_label
+    path = job.root / DENOISER_FILES["fp32"]
+    x0 = torch.from_numpy(latent(job.seed, 2, gen.z_dim).reshape(2, *shape))  # [2, C, H, W]
     how = export_onnx(gen.net, (x0, torch.tensor([0.0, 0.5]), torch.tensor([0, null])),
-                      fp32_path, opset, list(DENOISER_IO[:3]), [DENOISER_IO[3]],
+                      path, job.opset, list(DENOISER_IO[:3]), [DENOISER_IO[3]],
                       {DENOISER_IO[3]: ["batch", *shape]})
-    den_meta = {**meta, "role": "denoiser", "null_label": null}
-    doc = (f"edgegen {meta['architecture']} denoiser: (x float32[batch,{','.join(map(str, shape))}]"
-           f", t float32[batch] in [0, 1], label int64[batch] in [0, {null}], {null} = null) -> "
-           "velocity float32[batch,...] (one network call of the sampler)")
-    set_metadata(fp32_path, den_meta, doc)
-    check_model(fp32_path)
-    emit(f"exported denoiser.onnx with the {how['exporter']} exporter")
+    set_metadata(path, denoiser_meta(job), denoiser_doc(job))
+    check_model(path)
+    job.emit(f"exported denoiser.onnx with the {how['exporter']} exporter")
+    return path, str(how["exporter"])
 
-    # The reference loop over the fp32 denoiser, against model.onnx (the unrolled sampler)
-    dev_z = latent(seed + 2, deviation_samples, z_dim)
-    dev_y = (np.arange(deviation_samples) % n_classes).astype(np.int64)
-    ref = sample(make_session(fp32_path), dev_z, dev_y, **loop)
-    unrolled = run_generator(make_session(model_path), dev_z, dev_y)
+
+def denoiser_meta(job: SamplerExport) -> dict[str, Any]:
+    return {**job.meta, "role": "denoiser", "null_label": job.gen.null_label}
+
+
+def denoiser_doc(job: SamplerExport) -> str:
+    null = job.gen.null_label
+    return (f"edgegen {job.meta['architecture']} denoiser: (x float32[batch,"
+            f"{','.join(map(str, job.shape))}], t float32[batch] in [0, 1], label int64[batch] "
+            f"in [0, {null}], {null} = null) -> velocity float32[batch,...] (one network call "
+            "of the sampler)")
+
+
+def check_loop(job: SamplerExport, fp32_path: Path, dev_z: np.ndarray, dev_y: np.ndarray
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The reference loop over the fp32 denoiser against model.onnx (the unrolled sampler):
+    (the loop's images [N, C, H, W], the manifest's ``runtime_loop``); an ExportError beyond
+    ``LOOP_TOLERANCE``."""
+    ref = sample(make_session(fp32_path), dev_z, dev_y, **job.loop)
+    unrolled = run_generator(make_session(job.model_path), dev_z, dev_y)
     diff = np.abs(ref.astype(np.float64) - unrolled)
     loop_check = {"reference": "model.onnx (fp32)", "loop": "edgegen.runtime.sampler over "
-                  "denoiser.onnx (fp32), CPU", "samples": int(deviation_samples),
+                  "denoiser.onnx (fp32), CPU", "samples": int(job.deviation_samples),
                   "max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
-                  "tolerance_max_abs": LOOP_TOLERANCE, "seed": str(seed + 2)}
+                  "tolerance_max_abs": LOOP_TOLERANCE, "seed": str(job.seed + 2)}
     if not loop_check["max_abs"] <= LOOP_TOLERANCE:
         raise ExportError(f"the runtime loop over denoiser.onnx differs from model.onnx by "
                           f"{loop_check['max_abs']:.3g} (> {LOOP_TOLERANCE:g}): the unrolled "
                           "sampler and the loop disagree — this is a bug, please report it")
-    emit(f"runtime loop over denoiser.onnx vs model.onnx: max |Δ| {loop_check['max_abs']:.2e}")
+    job.emit(f"runtime loop over denoiser.onnx vs model.onnx: max |Δ| "
+             f"{loop_check['max_abs']:.2e}")
+    return ref, loop_check
 
-    variants: dict[str, dict[str, Any]] = {}
-    kept: dict[str, Any] = {}
-    for prec in precisions:
-        path = root / DENOISER_FILES[prec]
-        extra: dict[str, Any] = {}
-        if prec == "fp16":
-            islands = make_fp16(fp32_path, path)
-            kept["fp16"] = islands
-        elif prec == "int8":
-            feeds = _calibration_feeds(fp32_path, seed + 1, calibration_samples, z_dim,
-                                       n_classes, loop)
-            extra = make_int8(fp32_path, path, seed=seed + 1, samples=calibration_samples,
-                              z_dim=z_dim, n_classes=n_classes, feeds=feeds)
-            extra["calibration"] += (f" on the denoiser's inputs along the fp32 sampler's "
-                                     f"trajectories ({steps} steps, guidance {guidance:g}, "
-                                     "conditional and null labels)")
-        if prec != "fp32":
-            set_metadata(path, {**den_meta, "precision": prec}, f"{doc}; {prec} variant")
-            check_model(path)
-        got = model_opset(path)
-        if got != opset:
-            raise ExportError(f"{path.name} came out at opset {got}, not {opset}")
-        out = sample(make_session(path), dev_z, dev_y, **loop)
-        dev = deviation(ref, out, dev_y, evaluator)
-        dev["non_finite"] = int(np.count_nonzero(~np.isfinite(out)))
-        variants[prec] = {"file": path.name, "precision": prec, "opset": got,
-                          "bytes": path.stat().st_size,
-                          "io": "float32 in, float32 out" if prec != "fp32" else "float32",
-                          "deviation_from_fp32": dev, **({"quantization": extra} if extra else {})}
-        emit(f"denoiser {prec}: sampler output max |Δ| vs fp32 loop = {dev['max_abs']:.2e}")
-    variants["fp32"]["deviation_from_fp32"]["seed"] = str(seed + 2)
 
+def denoiser_variant(job: SamplerExport, prec: str, dev_z: np.ndarray, dev_y: np.ndarray,
+                     ref: np.ndarray, kept: dict[str, Any]) -> dict[str, Any]:
+    """One precision's denoiser (fp32: as exported), the sampler's output through it measured
+    against the fp32 loop's ``ref``; what fp16 kept in fp32 goes into ``kept``."""
+    from edgegen.export.onnx_export import check_model, model_opset, set_metadata
+    from edgegen.export.variants import deviation, make_fp16, make_int8
+
+    fp32_path, path = job.root / DENOISER_FILES["fp32"], job.root / DENOISER_FILES[prec]
+    gen, extra = job.gen, {}
+    if prec == "fp16":
+        kept["fp16"] = make_fp16(fp32_path, path)
+    elif prec == "int8":
+        feeds = _calibration_feeds(fp32_path, job.seed + 1, job.calibration_samples, gen.z_dim,
+                                   gen.n_classes, job.loop)
+        extra = make_int8(fp32_path, path, seed=job.seed + 1, samples=job.calibration_samples,
+                          z_dim=gen.z_dim, n_classes=gen.n_classes, feeds=feeds)
+        extra["calibration"] += (f" on the denoiser's inputs along the fp32 sampler's "
+                                 f"trajectories ({gen.steps} steps, guidance {gen.guidance:g}, "
+                                 "conditional and null labels)")
+    if prec != "fp32":
+        set_metadata(path, {**denoiser_meta(job), "precision": prec},
+                     f"{denoiser_doc(job)}; {prec} variant")
+        check_model(path)
+    got = model_opset(path)
+    if got != job.opset:
+        raise ExportError(f"{path.name} came out at opset {got}, not {job.opset}")
+    out = sample(make_session(path), dev_z, dev_y, **job.loop)
+    dev = deviation(ref, out, dev_y, job.evaluator)
+    dev["non_finite"] = int(np.count_nonzero(~np.isfinite(out)))
+    job.emit(f"denoiser {prec}: sampler output max |Δ| vs fp32 loop = {dev['max_abs']:.2e}")
+    return {"file": path.name, "precision": prec, "opset": got, "bytes": path.stat().st_size,
+            "io": "float32 in, float32 out" if prec != "fp32" else "float32",
+            "deviation_from_fp32": dev, **({"quantization": extra} if extra else {})}
+
+
+def sampler_section(job: SamplerExport, exporter: str, variants: dict[str, dict[str, Any]],
+                    kept: dict[str, Any], loop_check: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``sampler``: the loop's rule and settings, the denoiser's contract and
+    variants, what stayed in fp32 and the loop's check against model.onnx."""
+    steps, guidance, null, shape = job.gen.steps, job.gen.guidance, job.gen.null_label, job.shape
     return {
         "family": "flow matching (rectified flow, velocity prediction)",
         "solver": SOLVER, "steps": steps, "guidance": guidance,
@@ -139,7 +197,7 @@ def export_sampler(gen: Any, root: Path, *, opset: int, seed: int, precisions: t
                        {"name": DENOISER_IO[2], "dtype": "int64", "shape": ["batch"],
                         "range": [0, null], "null": null}],
             "outputs": [{"name": DENOISER_IO[3], "dtype": "float32", "shape": ["batch", *shape]}],
-            "exporter": how["exporter"], "variants": variants},
+            "exporter": exporter, "variants": variants},
         "kept_in_fp32": {
             "fp16": {k: len(v) for k, v in kept.get("fp16", {}).items()},
             "why": "the sinusoidal time embedding (sin/cos of t * freq, freq up to 1000: fp16's "

@@ -250,24 +250,57 @@ def onnx_source(path: Path, n_classes: int | None, names: tuple[str | None, str 
                                                                   str | None],
                 labels: tuple[str, ...] | None, opset: int) -> Source:
     """A foreign generator graph, renamed to the contract's I/O names, at ``opset``."""
-    import onnx
     import onnxruntime
 
     if n_classes is None:
         raise ConfigError("--from-onnx needs --classes N: the class count is not in the graph")
     path = Path(path)
+    model = _load_onnx(path)
+    want = [n or d for n, d in zip(names, GENERATOR_IO)]
+    z_dim = _check_onnx_io(path, model, want)
+    rename = _rename_io(path, model, want)
+    have_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    model = _at_opset(path, model, have_opset, opset)
+    shape = _dry_run(path, model, z_dim, n_classes)
+    return Source(
+        kind="onnx", arch="onnx", z_dim=z_dim, n_classes=n_classes,
+        labels=label_names(labels, n_classes), image_shape=list(shape),
+        sha256=sha256_file(path), path=path, onnx_model=model,
+        weights=f"the graph of {path.name}, as given",
+        golden_by=f"ONNX Runtime {onnxruntime.__version__} float32 on CPU from model.onnx "
+                  f"(wrapped from {path.name}); no PyTorch reference",
+        source_entry={"kind": "onnx", "file": str(path), "sha256": sha256_file(path),
+                      "opset": have_opset, "renamed": rename, "z_dim": z_dim,
+                      "image_shape": list(shape), "elements_per_image": math.prod(shape)},
+    )
+
+
+def _load_onnx(path: Path) -> Any:
+    import onnx
+
     if not path.is_file():
         raise ConfigError(f"--from-onnx {path} does not exist")
     try:
-        model = onnx.load(str(path))
+        return onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError and the like
         raise ConfigError(f"--from-onnx {path} is not an ONNX model ({type(exc).__name__}: "
                           f"{str(exc)[:200]})") from exc
+
+
+def _graph_io(model: Any) -> tuple[list[Any], list[Any]]:
+    """The graph's real inputs (initializers left out) and its outputs."""
     g = model.graph
     inits = {i.name for i in g.initializer}
-    inputs = [i for i in g.input if i.name not in inits]
-    outputs = list(g.output)
-    want = [n or d for n, d in zip(names, GENERATOR_IO)]
+    return [i for i in g.input if i.name not in inits], list(g.output)
+
+
+def _check_onnx_io(path: Path, model: Any, want: list[str]) -> int:
+    """The graph has the latent ``want[0]`` (float32 [batch, z_dim]) and label ``want[1]``
+    (int64 [batch]) as its only inputs and the image ``want[2]`` (float32) among its outputs;
+    return z_dim. Every problem is named in one ConfigError."""
+    import onnx
+
+    inputs, outputs = _graph_io(model)
     have_in, have_out = [i.name for i in inputs], [o.name for o in outputs]
     missing = ([f"input {want[0]!r} (--z-name)"] if want[0] not in have_in else []) \
         + ([f"input {want[1]!r} (--label-name)"] if want[1] not in have_in else []) \
@@ -285,13 +318,12 @@ def onnx_source(path: Path, n_classes: int | None, names: tuple[str | None, str 
     z_type = by_name[want[0]].type.tensor_type
     label_type = by_name[want[1]].type.tensor_type
     out_type = next(o for o in outputs if o.name == want[2]).type.tensor_type
-    problems = []
-    if z_type.elem_type != onnx.TensorProto.FLOAT:
-        problems.append(f"{want[0]!r} is {_dtype(z_type.elem_type)}, expected float32")
-    if label_type.elem_type != onnx.TensorProto.INT64:
-        problems.append(f"{want[1]!r} is {_dtype(label_type.elem_type)}, expected int64")
-    if out_type.elem_type != onnx.TensorProto.FLOAT:
-        problems.append(f"{want[2]!r} is {_dtype(out_type.elem_type)}, expected float32")
+    problems = [f"{name!r} is {_dtype(t.elem_type)}, expected {expected}"
+                for name, t, code, expected in (
+                    (want[0], z_type, onnx.TensorProto.FLOAT, "float32"),
+                    (want[1], label_type, onnx.TensorProto.INT64, "int64"),
+                    (want[2], out_type, onnx.TensorProto.FLOAT, "float32"))
+                if t.elem_type != code]
     z_dims = [d.dim_value if d.HasField("dim_value") else None for d in z_type.shape.dim]
     if len(z_dims) != 2 or z_dims[1] is None:
         problems.append(f"{want[0]!r} has shape {_shape(z_type)}, expected [batch, z_dim] with a "
@@ -300,9 +332,17 @@ def onnx_source(path: Path, n_classes: int | None, names: tuple[str | None, str 
         problems.append(f"{want[1]!r} has shape {_shape(label_type)}, expected [batch]")
     if problems:
         raise ConfigError(f"--from-onnx {path}: " + "; ".join(problems))
-    z_dim = int(z_dims[1])  # type: ignore[arg-type]
+    return int(z_dims[1])  # type: ignore[arg-type]
 
-    # rename to the contract's names, everywhere they appear; the batch axis made dynamic
+
+def _rename_io(path: Path, model: Any, want: list[str]) -> dict[str, str]:
+    """Rename the graph's I/O to the contract's names everywhere they appear (in place), make
+    the batch axis dynamic and keep only the image output; return the renaming."""
+    import onnx
+
+    g = model.graph
+    inputs, outputs = _graph_io(model)
+    inits = {i.name for i in g.initializer}
     rename = {old: new for old, new in zip(want, GENERATOR_IO) if old != new}
     clash = [new for old, new in rename.items()
              if new in {n for node in g.node for n in (*node.input, *node.output)} | inits
@@ -326,7 +366,13 @@ def onnx_source(path: Path, n_classes: int | None, names: tuple[str | None, str 
     image_out.CopyFrom(next(o for o in g.output if o.name == "image"))
     del g.output[:]  # the contract has one output; others are left out of the graph
     g.output.append(image_out)
-    have_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return rename
+
+
+def _at_opset(path: Path, model: Any, have_opset: int, opset: int) -> Any:
+    """``model`` converted to ``opset`` (when it is at another) and passing onnx's checker."""
+    import onnx
+
     if have_opset != opset:
         try:
             from onnx import version_converter
@@ -341,8 +387,12 @@ def onnx_source(path: Path, n_classes: int | None, names: tuple[str | None, str 
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(f"--from-onnx {path}: the renamed graph fails onnx's checker "
                           f"({str(exc)[:300]})") from exc
+    return model
 
-    # a dry run on ONNX Runtime: the image's shape and range
+
+def _dry_run(path: Path, model: Any, z_dim: int, n_classes: int) -> tuple[int, ...]:
+    """A dry run on ONNX Runtime at each of ``DRY_RUN_BATCHES``: the image must be
+    [batch, C, H, W] (C = 1 or 3), finite and in [-1, 1]; return (C, H, W)."""
     from edgegen.runtime.latent import latent
     from edgegen.runtime.providers import make_session
 
@@ -368,17 +418,7 @@ def onnx_source(path: Path, n_classes: int | None, names: tuple[str | None, str 
                               f"{out.max():.4g}], expected [-1, 1]; add the mapping (for example "
                               "x * 2 - 1) to the graph")
         shape = tuple(int(v) for v in out.shape[1:])
-    return Source(
-        kind="onnx", arch="onnx", z_dim=z_dim, n_classes=n_classes,
-        labels=label_names(labels, n_classes), image_shape=list(shape),
-        sha256=sha256_file(path), path=path, onnx_model=model,
-        weights=f"the graph of {path.name}, as given",
-        golden_by=f"ONNX Runtime {onnxruntime.__version__} float32 on CPU from model.onnx "
-                  f"(wrapped from {path.name}); no PyTorch reference",
-        source_entry={"kind": "onnx", "file": str(path), "sha256": sha256_file(path),
-                      "opset": have_opset, "renamed": rename, "z_dim": z_dim,
-                      "image_shape": list(shape), "elements_per_image": math.prod(shape)},
-    )
+    return shape
 
 
 def _dtype(elem_type: int) -> str:

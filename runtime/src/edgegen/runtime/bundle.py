@@ -127,6 +127,30 @@ class Bundle:
         return self.read(self.denoiser_file(precision))
 
     @property
+    def ort_format(self) -> dict[str, Any] | None:
+        """The ``ort_format`` section (``edgegen export --ort-format``), else None."""
+        return self.manifest.get("ort_format")
+
+    def require_ort_format(self) -> dict[str, Any]:
+        """The ``ort_format`` section, or a BundleError saying how to get one."""
+        section = self.ort_format
+        if not section:
+            raise BundleError(f"{self.root} has no ORT-format models (its manifest has no "
+                              "ort_format section); export it with `edgegen export ... "
+                              "--ort-format`, or load its ONNX models (format='onnx')")
+        return section
+
+    def ort_file(self, onnx_file: str) -> str:
+        """The bundle-relative ORT-format file of the ONNX model ``onnx_file`` (a BundleError
+        when the bundle has no ORT-format models, or none for that file)."""
+        section = self.require_ort_format()
+        if onnx_file not in section["models"]:
+            raise BundleError(f"{self.root}: {onnx_file} has no ORT-format file; the bundle "
+                              f"converted {', '.join(section['models'])} — re-export it with "
+                              "--ort-format")
+        return section["models"][onnx_file]
+
+    @property
     def z_dim(self) -> int:
         return int(self.manifest["generator"]["z_dim"])
 
@@ -313,6 +337,11 @@ def _named_files(manifest: dict[str, Any]) -> list[tuple[str, str]]:
                     for k, v in (den.get("variants") or {}).items()]
     for key, rel in (manifest["golden"].get("polygraphy") or {}).items():
         out.append((f"golden.polygraphy.{key}", rel))
+    ort_format = manifest.get("ort_format")
+    if ort_format:
+        out.append(("ort_format.required_operators", ort_format["required_operators"]))
+        for onnx_file, ort_file in ort_format["models"].items():
+            out += [("ort_format.models", onnx_file), (f"ort_format.models.{onnx_file}", ort_file)]
     return out
 
 

@@ -21,6 +21,11 @@ Which latent a sample gets (the contract the Node.js and browser examples replay
   ``sampler.runtime_loop`` (max |Δ| ≤ 1e-4 by export's check). A family without a sampler
   refuses ``steps`` and ``guidance``.
 
+``Generator.load(path, format="ort")`` runs the bundle's ORT-format models instead (a bundle
+exported with ``--ort-format``: ``manifest.ort_format.models`` maps each ONNX file to its
+``.ort``), read through the same checked reads; they reproduce the goldens within the fp32
+tolerance, not byte for byte (ONNX Runtime picks other CPU kernels for them).
+
 Requests run through ONNX Runtime in chunks of ``batch_size``. The latent never depends on the
 chunking, but ONNX Runtime's float arithmetic may differ in the last bits between batch sizes, so
 a pixel whose value sits on a rounding boundary of the uint8 rule can rarely move by one (the test
@@ -58,11 +63,13 @@ from edgegen.runtime.inputs import (
 )
 from edgegen.runtime.latent import ALGORITHM, latent, latent_for_seeds, retry_seed, truncate
 from edgegen.runtime.postprocess import RULE, to_pixels
-from edgegen.runtime.providers import ProviderSpec, make_session
+from edgegen.runtime.providers import ProviderSpec, make_session, ort
 from edgegen.runtime.sampler import DENOISER_IO, SamplerSpec, sample
 from edgegen.runtime.sessions import run_evaluator, run_generator
 
-__all__ = ["Generation", "Generator", "GuardStats"]
+__all__ = ["FORMATS", "Generation", "Generator", "GuardStats"]
+
+FORMATS = ("onnx", "ort")  # Generator.load(format=...): the bundle's ONNX or ORT-format models
 
 @dataclass(frozen=True)
 class Generation:
@@ -100,10 +107,14 @@ class GuardStats:
 class Generator:
     """A verified bundle and its ONNX Runtime sessions (one per variant, created on first use)."""
 
-    def __init__(self, bundle: Bundle, spec: ProviderSpec, batch_size: int = 64) -> None:
+    def __init__(self, bundle: Bundle, spec: ProviderSpec, batch_size: int = 64,
+                 format: str = "onnx") -> None:
         """Use ``Generator.load``; this takes a bundle that ``load_bundle`` already checked."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise RuntimeInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.format = check_choice(format, "format", FORMATS)
+        if self.format == "ort":
+            _check_ort_format(bundle, spec)
         self.bundle = bundle
         self.spec = spec
         self.batch_size = batch_size
@@ -117,7 +128,8 @@ class Generator:
 
     @classmethod
     def load(cls, path: str | Path, provider: str | ProviderSpec = "cpu", *,
-             batch_size: int = 64, public_key: str | Path | None = None) -> Generator:
+             batch_size: int = 64, public_key: str | Path | None = None,
+             format: str = "onnx") -> Generator:
         """Verify ``path`` (schema, no escaping paths or links, every sha256) and open it on
         ``provider`` (``cpu``, ``cuda``, ``tensorrt``, ``openvino`` — the OpenVINO runtime,
         which this imports only then — or a ``ProviderSpec``; an unavailable one
@@ -127,7 +139,12 @@ class Generator:
         given by name is opened for bitwise repeatable results (``deterministic=True``: on
         CUDA, cuDNN's autotuned convolution algorithms differ from run to run by ~5e-7); pass a
         ``ProviderSpec`` to trade that for speed. Models are read, hash-checked and handed to
-        ONNX Runtime as bytes when first used: a file replaced after ``load`` is refused."""
+        ONNX Runtime as bytes when first used: a file replaced after ``load`` is refused.
+        ``format="ort"`` loads each model's ORT-format file instead (``edgegen export
+        --ort-format``; the manifest's ``ort_format.models``), through the same checked reads;
+        a bundle without them raises ``BundleError``, and so does an onnxruntime older than the
+        converter that wrote them."""
+        check_choice(format, "format", FORMATS)
         spec = (provider if isinstance(provider, ProviderSpec)
                 else ProviderSpec(name=provider, deterministic=True))
         if not isinstance(spec.name, str):
@@ -135,7 +152,7 @@ class Generator:
         spec.ep  # noqa: B018 - raises ProviderError for an unknown name before any file is read
         bundle = load_bundle(path, public_key=public_key)
         _check_contract(bundle)
-        return cls(bundle, spec, batch_size)
+        return cls(bundle, spec, batch_size, format)
 
     # -- what the bundle offers ------------------------------------------------------------
     @property
@@ -251,9 +268,9 @@ class Generator:
             return {}
         if loop is None:
             return {"steps": self._sampler.steps, "guidance": self._sampler.guidance,
-                    "model": self.bundle.variants[variant]["file"]}
+                    "model": self.model_file(variant)}
         return {"steps": loop[0], "guidance": loop[1],
-                "model": self.bundle.denoiser_path(self._precision(variant)).name}
+                "model": Path(self.model_file(f"denoiser:{self._precision(variant)}")).name}
 
     def _precision(self, variant: str) -> str:
         return str(self.bundle.variants[variant].get("precision", variant))
@@ -285,6 +302,19 @@ class Generator:
                                      redraws=s.redraws + int(res.attempts.sum()))
 
     # -- ONNX Runtime -----------------------------------------------------------------------
+    def model_file(self, key: str) -> str:
+        """The bundle-relative file a variant (or ``"evaluator"``, ``"denoiser:<precision>"``)
+        runs from: its ONNX model, or that model's ``.ort`` file with ``format="ort"``."""
+        if key == "evaluator":
+            name = self.bundle.evaluator_file
+            if name is None:
+                raise BundleError(f"{self.bundle.root} has no evaluator")
+        elif key.startswith("denoiser:"):
+            name = self.bundle.denoiser_file(key.split(":", 1)[1])
+        else:
+            name = self.bundle.variant_file(key)
+        return self.bundle.ort_file(name) if self.format == "ort" else name
+
     def _session(self, key: str) -> Any:
         """The session for a variant (or ``"evaluator"``), created once under the lock."""
         session = self._sessions.get(key)  # fast path: a dict read is atomic
@@ -294,16 +324,9 @@ class Generator:
             session = self._sessions.get(key)
             if session is None:
                 # read once, sha256 checked, the session made from those very bytes
-                if key == "evaluator":
-                    name, model = self.bundle.evaluator_file, self.bundle.evaluator_bytes()
-                elif key.startswith("denoiser:"):
-                    precision = key.split(":", 1)[1]
-                    name = self.bundle.denoiser_file(precision)
-                    model = self.bundle.denoiser_bytes(precision)
-                else:
-                    name, model = self.bundle.variant_file(key), self.bundle.model_bytes(key)
+                name = self.model_file(key)
                 path = self.bundle.path(name)
-                session = make_session(model, self.spec, name=str(path))
+                session = make_session(self.bundle.read(name), self.spec, name=str(path))
                 if key.startswith("denoiser:"):
                     _check_session(session, list(DENOISER_IO[:3]), DENOISER_IO[3], path)
                 elif key != "evaluator":
@@ -361,6 +384,26 @@ def _check_contract(bundle: Bundle) -> None:
     if rule != RULE:
         raise BundleError(f"{bundle.root} uses post-processing rule {rule!r}; this edgegen "
                           f"implements {RULE!r} — upgrade edgegen")
+
+
+def _check_ort_format(bundle: Bundle, spec: ProviderSpec) -> None:
+    """``format="ort"`` needs the bundle's ORT-format files, an onnxruntime at least as new as
+    the converter that wrote them, and an ONNX Runtime provider (OpenVINO reads ONNX only)."""
+    section = bundle.require_ort_format()
+    if spec.name == "openvino":
+        raise ProviderError("format='ort' loads ORT-format models, which only ONNX Runtime "
+                            "reads; use provider 'cpu' or 'cuda', or format='onnx' on openvino")
+    need, have = section["onnxruntime"], ort().__version__
+    if _version(have) < _version(need):
+        raise BundleError(f"{bundle.root}'s .ort files were written by onnxruntime {need}; this "
+                          f"onnxruntime is {have} — upgrade onnxruntime to >= {need} or load "
+                          "format='onnx'")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"1.32.0+cu12"`` -> ``(1, 32, 0)``."""
+    head = text.split("+", 1)[0].split("-", 1)[0]
+    return tuple(int(p) if p.isdigit() else 0 for p in head.split(".")[:3])
 
 
 def _generator_io(bundle: Bundle) -> tuple[str, str, str]:

@@ -194,7 +194,23 @@ def provider_list(spec: ProviderSpec, model: str | bytes) -> list[Any]:
             "CPUExecutionProvider"]
 
 
-def session_options(spec: ProviderSpec) -> Any:
+ORT_FORMAT_ID = b"ORTM"  # the flatbuffer file identifier of an ORT-format model (bytes 4..8)
+
+
+def is_ort_format(model: str | Path | bytes) -> bool:
+    """Whether ``model`` (bytes, or a path by its suffix) is an ORT-format model (``.ort``)."""
+    if isinstance(model, bytes):
+        return model[4:8] == ORT_FORMAT_ID
+    return Path(model).suffix.lower() == ".ort"
+
+
+def session_options(spec: ProviderSpec, model: str | Path | bytes | None = None) -> Any:
+    """ONNX Runtime's session options for ``spec``. An ORT-format ``model`` (``.ort``, written
+    by ``edgegen export --ort-format`` in the Runtime optimization style) gets its saved runtime
+    optimizations replayed (``session.enable_saved_runtime_optimizations``; ONNX Runtime leaves
+    them off by default, for untrusted models): a bundle's ``.ort`` bytes are the ones its
+    manifest lists by sha256 (and its signature covers, when checked), so it runs the fusions
+    export measured rather than the unfused graph."""
     rt = ort()
     so = rt.SessionOptions()
     so.intra_op_num_threads = spec.intra_op_threads
@@ -214,6 +230,8 @@ def session_options(spec: ProviderSpec) -> Any:
     if spec.deterministic:
         so.use_deterministic_compute = True
     so.log_severity_level = 3  # errors only: warnings about fallbacks are checked below
+    if model is not None and is_ort_format(model):
+        so.add_session_config_entry("session.enable_saved_runtime_optimizations", "1")
     return so
 
 
@@ -228,6 +246,10 @@ def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None, *,
     rt = ort()
     require_providers([spec.name])
     if spec.name == "openvino":
+        if is_ort_format(model):
+            raise ProviderError(f"{name or 'the model'} is an ORT-format model; the OpenVINO "
+                                "runtime reads ONNX only — load the bundle's .onnx files on "
+                                "openvino, or its .ort files on cpu or cuda")
         return _openvino_session(model, spec)
     if spec.name in ("cuda", "tensorrt"):
         _preload_cuda_libraries()
@@ -238,7 +260,7 @@ def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None, *,
             providers = [ep] if spec.name == "cpu" else [ep, "CPUExecutionProvider"]
             session = rt.InferenceSession(source, providers=providers)
         else:
-            session = rt.InferenceSession(source, sess_options=session_options(spec),
+            session = rt.InferenceSession(source, sess_options=session_options(spec, source),
                                           providers=provider_list(spec, source))
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         raise ProviderError(f"onnxruntime could not create a {spec.name} session for "
