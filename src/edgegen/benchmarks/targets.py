@@ -128,7 +128,7 @@ def rows(report: BenchReport, contenders: tuple[str, ...], variant: str | None =
 
 
 def at(r: BenchResult) -> str:
-    return f"{r.label}, {r.latency.images_per_s:,.0f} img/s at batch {r.batch}"
+    return f"{r.variant} {r.label}, {r.latency.images_per_s:,.0f} img/s at batch {r.batch}"
 
 
 def _missing(report: BenchReport, *peers: str) -> str:

@@ -344,10 +344,11 @@ def _targets(report: BenchReport) -> None:
     for t in report.targets:
         if t.reason:
             console.print(f"why {t.name} is not met (measured): {t.reason}", highlight=False,
-                          markup=False)
+                          markup=False, soft_wrap=True)
     if any(t.verdict == "not judged (noise)" for t in report.targets):
         console.print("not judged (noise): the machine was too busy to judge a speed target; "
-                      "the gate does not fail on it — rerun on a quiet machine", highlight=False)
+                      "the gate does not fail on it — rerun on a quiet machine", highlight=False,
+                      soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
