@@ -81,6 +81,10 @@ class ProviderSpec:
     # OpenVINO: batch sizes that also get a static-shape compilation (its CPU plugin runs
     # static shapes faster); other batch sizes use the dynamic-batch compilation.
     static_batches: tuple[int, ...] = ()
+    # More provider options, passed as given after edgegen's own (CUDA: e.g. prefer_nhwc=1 or
+    # cudnn_conv_algo_search=HEURISTIC; TensorRT / TensorRT-RTX: any of theirs), for
+    # experiments such as benchmarks/scripts/gpu_profile.py; () for edgegen's defaults.
+    provider_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def ep(self) -> str:
@@ -190,7 +194,9 @@ def provider_list(spec: ProviderSpec, model: str | bytes) -> list[Any]:
         cuda_opts["enable_cuda_graph"] = "1"
     if spec.deterministic:
         cuda_opts["cudnn_conv_algo_search"] = "DEFAULT"
+    extra = dict(spec.provider_options)
     if spec.name == "cuda":
+        cuda_opts.update(extra)
         return [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
     # TensorRT: explicit profiles covering the dynamic batch, caches, CUDA for the rest.
     probe = ort().InferenceSession(model, providers=["CPUExecutionProvider"])
@@ -211,6 +217,7 @@ def provider_list(spec: ProviderSpec, model: str | bytes) -> list[Any]:
                     "trt_timing_cache_path": str(spec.trt_cache_dir)})
     if spec.cuda_graph:
         trt["trt_cuda_graph_enable"] = "1"
+    trt.update(extra)
     return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", cuda_opts),
             "CPUExecutionProvider"]
 
@@ -229,6 +236,7 @@ def plugin_options(spec: ProviderSpec, model: str | bytes, device: Any) -> dict[
         cache = Path(spec.trt_cache_dir) / plugin_ep.cache_key(device)
         cache.mkdir(parents=True, exist_ok=True)
         opts["nv_runtime_cache_path"] = str(cache)
+    opts.update(dict(spec.provider_options))
     return opts
 
 
