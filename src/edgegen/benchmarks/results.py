@@ -271,9 +271,8 @@ def validate(cfg: BenchConfig) -> None:
             raise ConfigError(f"--http-tensors takes binary or json, got {cfg.http_tensors!r}")
         require_positive(cfg, "connections", "http_timeout_s")
     if (cfg.io_binding or cfg.cuda_graph) and cfg.provider == "cpu":
-        raise ConfigError("--io-binding and --cuda-graph are for a GPU --provider (cuda, "
-                          "tensorrt, tensorrt-rtx): on CPU the inputs already live where the "
-                          "model runs")
+        raise ConfigError("--io-binding and --cuda-graph are for --provider cuda, tensorrt or "
+                          "tensorrt-rtx (on CPU the inputs already live where the model runs)")
     require_positive(cfg, "qps", "p99_bound_ms", "sweep_steps")
     if cfg.noise_window_s < 0 or cfg.yardstick_probe_s < 0:
         raise ConfigError("--noise-window and the yardstick probe time must be >= 0")
