@@ -25,9 +25,11 @@ PORTIONS = ("edgegen.cli", "edgegen.benchmarks", "edgegen.serve", "edgegen.expor
 SOURCE_ROOTS = (ROOT / "src", ROOT / "runtime" / "src")
 RUNTIME_MAY_IMPORT = {"numpy", "onnxruntime", "jsonschema"}  # besides the stdlib and itself
 # imported inside functions only, when asked for (declared in pyproject.toml): model_signing
-# when a public key is given, openvino when the ``openvino`` provider is asked for
+# when a public key is given, openvino when the ``openvino`` provider is asked for, the
+# TensorRT-RTX plugin package when ``tensorrt-rtx`` is
 RUNTIME_OPTIONAL = {"edgegen.runtime.signature": {"model_signing"},
-                    "edgegen.runtime.ov_session": {"openvino"}}
+                    "edgegen.runtime.ov_session": {"openvino"},
+                    "edgegen.runtime.plugin_ep": {"onnxruntime_ep_nv_tensorrt_rtx"}}
 
 
 @pytest.fixture(scope="module")

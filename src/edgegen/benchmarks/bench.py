@@ -36,13 +36,12 @@ from edgegen.benchmarks.results import (
 )
 from edgegen.benchmarks.runners import openvino_available, plain_export, session_spec
 from edgegen.benchmarks.server import run_server_scenario
+from edgegen.benchmarks.targets import gate, select
 from edgegen.core.errors import ConfigError
 from edgegen.core.progress import ProgressFn, Reporter
 from edgegen.quality.flops import count_flops
 from edgegen.runtime.bundle import load_bundle
-from edgegen.runtime.providers import make_session, require_providers
-
-GPU_PROVIDERS = ("cuda", "tensorrt")
+from edgegen.runtime.providers import GPU_PROVIDERS, make_session, require_providers
 
 
 def _probe_provider(cfg: BenchConfig, bundle: Any, variant: str, threads: int) -> None:
@@ -95,6 +94,10 @@ def bench(cfg: BenchConfig, on_progress: ProgressFn | None = None) -> BenchRepor
                  "measured beside the in-process edgegen session")
         cfg = replace(cfg, peers=(), tune=False)
     bundle = load_bundle(cfg.bundle) if cfg.bundle is not None else None
+    architecture = str(bundle.manifest["generator"].get("architecture")) if bundle else None
+    if cfg.targets and bundle is None:
+        raise ConfigError("--target judges a bundle's run: give the BUNDLE folder too")
+    targets = select(cfg.targets, architecture, cfg.provider)  # unknown names: before timing
     require_providers([cfg.provider])
     endpoint = endpoints[0] if endpoints else None
     variants = _variants(cfg, bundle, endpoint)
@@ -125,7 +128,7 @@ def bench(cfg: BenchConfig, on_progress: ProgressFn | None = None) -> BenchRepor
                "counted_on": "fp32 graph: Gemm/MatMul/Conv/ConvTranspose, 2 FLOPs per "
                              "multiply-add", "unknown_nodes": flops.unknown}
         if flops is not None else {"per_image": None},
-        matmul=None, started=started, noise=probe.record,
+        matmul=None, started=started, noise=probe.record, architecture=architecture,
         command=cfg.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]))
     if cfg.measure_matmul and cfg.scenario == "offline":  # the yardstick of offline rates
         report.matmul = _matmul(cfg, threads, report, emit, matmul_rate)
@@ -172,6 +175,7 @@ def bench(cfg: BenchConfig, on_progress: ProgressFn | None = None) -> BenchRepor
                               "quiet machine")
     report.machine["load_average_after"] = machine_info()["load_average"]
     report.wall_s = time.perf_counter() - t_start
+    report.targets = gate(report, targets)
     return report
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.benchmarks.harness import usable_cores
+from edgegen.core import __version__
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,13 @@ def versions() -> dict[str, str | None]:
     """Versions of everything that takes part in a measurement (None: not installed)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
     for dist in ("edgegen", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch",
-                 "openvino"):
+                 "openvino", "onnxruntime-ep-nv-tensorrt-rtx-cu13"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
+    if out["edgegen"] is None:  # run from the source tree (PYTHONPATH), not installed
+        out["edgegen"] = f"{__version__} (source tree)"
     return out
 
 

@@ -53,7 +53,8 @@ def op_profile(model: Path | bytes, spec: ProviderSpec, feeds: dict[str, np.ndar
         if flops_by_op and flops_by_op.get(fam) and f["us"] > 0:
             f["gflops"] = flops_by_op[fam] / f["us"] / 1e3  # FLOP / us / 1e3 = GFLOP/s
     return {
-        "model": Path(model).name, "runs": runs, "total_us": total, "families": families,
+        "model": "<bytes>" if isinstance(model, bytes) else Path(model).name, "runs": runs,
+        "total_us": total, "families": families,
         "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1]["us"])),
         "inserted_casts": sum(1 for n in nodes if n.startswith("InsertedPrecisionFree")),
         "float_ops_between_qdq": sorted({op for op, _ in per_node

@@ -4,11 +4,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from edgegen.benchmarks.harness import TimingPlan
@@ -34,7 +38,7 @@ class BenchConfig:
     """Every default of ``edgegen bench`` lives here; the CLI reuses them."""
 
     bundle: Path | None = Path("bundles/cdcgan")  # None: only --url (nothing in-process)
-    provider: str = "cpu"  # cpu | cuda | tensorrt | openvino
+    provider: str = "cpu"  # cpu | cuda | tensorrt | tensorrt-rtx | openvino
     precisions: tuple[str, ...] = ()  # (): every variant the bundle has
     batches: tuple[int, ...] = (1, 8, 64, 256)
     io_binding: bool = False  # CUDA/TensorRT: inputs and output live on the device
@@ -72,6 +76,9 @@ class BenchConfig:
     connections: int = 32  # server scenario over HTTP: worker threads, one keep-alive each
     http_timeout_s: float = 10.0  # the longest one HTTP request may take
     command: str | None = None
+    # The performance targets to gate on (``benchmarks.targets``; "all": every target of the
+    # bundle's family): a judged target that is not met, or one not measured, fails the run.
+    targets: tuple[str, ...] = ()
 
     def plan(self) -> TimingPlan:
         return TimingPlan(warmup_iters=self.warmup_iters, warmup_s=self.warmup_s,
@@ -114,6 +121,38 @@ class BenchResult:
         return self.contender
 
 
+Verdict = Literal["met", "not met", "not judged (noise)", "not measured"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One performance target judged on one run (``benchmarks.targets`` computes them).
+
+    ``value`` is what was measured, in ``unit``, held against ``bound`` by ``comparison``;
+    ``detail`` says where it came from (contenders, batch sizes, rates). The verdict is
+    ``not judged (noise)`` when the run's noise record (``benchmarks.noise``) says the machine
+    was too busy and the target is a speed (``noise`` then holds that record's reasons), and
+    ``not measured`` when the run lacks a contender it needs (``detail`` says which).
+    ``reason``: where the time went (the engines' own profiles) when it is not met."""
+
+    name: str  # what --target takes: torch-throughput, batch1-latency, int8-fidelity...
+    title: str  # the target as a sentence
+    measures: str  # what is measured
+    bound: float
+    unit: str  # "x" (a ratio), "fraction" (of the matmul yardstick), "pp" (percentage points)
+    comparison: str  # ">=" | "<="
+    value: float | None
+    detail: str
+    verdict: Verdict
+    reason: str | None = None
+    noise: tuple[str, ...] = ()
+
+    @property
+    def misses(self) -> bool:
+        """What fails a gate: judged and not met, or not measured at all."""
+        return self.verdict in ("not met", "not measured")
+
+
 @dataclass
 class BenchReport(Report):
     bundle: Path | None
@@ -136,11 +175,21 @@ class BenchReport(Report):
     started: str = ""
     wall_s: float = 0.0
     command: str = ""
+    architecture: str | None = None  # the bundle's generator family (which targets apply)
+    targets: list[Target] = field(default_factory=list)  # --target: each one asked for, judged
 
     @property
     def passed(self) -> bool:
-        """Bench gates nothing: it passes when every contender asked for was measured."""
-        return not self.failures and (bool(self.results) or bool(self.server))
+        """Every contender asked for was measured and no target asked for (``--target``) was
+        missed: not met, or not measured. A target the noise left unjudged does not fail."""
+        return (not self.failures and (bool(self.results) or bool(self.server))
+                and not any(t.misses for t in self.targets))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchReport:
+        """The report back from its JSON (``to_json``), nested dataclasses included; keys this
+        version does not know are ignored, missing ones take their defaults."""
+        return from_jsonable(cls, data)
 
     def find(self, contender: str, variant: str | None = None, batch: int | None = None
              ) -> list[BenchResult]:
@@ -154,6 +203,47 @@ class BenchReport(Report):
 
     def save_json(self, path: str | Path) -> None:
         atomic_write_text(path, self.to_json() + "\n")
+
+
+def load_report(path: str | Path) -> BenchReport:
+    """A ``--json`` report of ``edgegen bench`` read back as a typed ``BenchReport``."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is not a readable bench report ({exc}); pass the --json "
+                          "output of `edgegen bench`") from exc
+    if not isinstance(data, dict) or "results" not in data:
+        raise ConfigError(f"{path} is not a bench report (no 'results'); pass the --json "
+                          "output of `edgegen bench`")
+    return BenchReport.from_dict(data)
+
+
+
+def from_jsonable(tp: Any, value: Any) -> Any:
+    """``value`` (parsed JSON) as type ``tp``: dataclasses field by field (their type hints
+    say how), lists, tuples, dicts (int keys back from JSON's strings), ``X | None``, Path.
+    Anything else is returned as it is."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return from_jsonable(inner[0], value) if len(inner) == 1 else value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return tp(**{f.name: from_jsonable(hints[f.name], value[f.name])
+                     for f in dataclasses.fields(tp) if f.init and f.name in value})
+    if origin is list:
+        return [from_jsonable(args[0], v) for v in value] if args else list(value)
+    if origin is tuple:
+        item = args[0] if args else Any
+        return tuple(from_jsonable(item, v) for v in value)
+    if origin is dict and args:
+        key = int if args[0] is int else (lambda k: k)
+        return {key(k): from_jsonable(args[1], v) for k, v in value.items()}
+    if tp is Path:
+        return Path(value)
+    return value
 
 
 def validate(cfg: BenchConfig) -> None:
@@ -187,8 +277,8 @@ def validate(cfg: BenchConfig) -> None:
             raise ConfigError(f"--http-tensors takes binary or json, got {cfg.http_tensors!r}")
         require_positive(cfg, "connections", "http_timeout_s")
     if (cfg.io_binding or cfg.cuda_graph) and cfg.provider == "cpu":
-        raise ConfigError("--io-binding and --cuda-graph are for --provider cuda or tensorrt "
-                          "(on CPU the inputs already live where the model runs)")
+        raise ConfigError("--io-binding and --cuda-graph are for --provider cuda, tensorrt or "
+                          "tensorrt-rtx (on CPU the inputs already live where the model runs)")
     require_positive(cfg, "qps", "p99_bound_ms", "sweep_steps")
     if cfg.noise_window_s < 0 or cfg.yardstick_probe_s < 0:
         raise ConfigError("--noise-window and the yardstick probe time must be >= 0")

@@ -39,7 +39,15 @@ from edgegen.benchmarks.results import BenchConfig
 from edgegen.core.errors import EdgegenError
 from edgegen.runtime.bundle import Bundle
 from edgegen.runtime.latent import latent
-from edgegen.runtime.providers import NOT_ORT, ProviderSpec, make_session, ort, spec_for
+from edgegen.runtime.providers import (
+    GPU_PROVIDERS,
+    NOT_ORT,
+    TRT_PROVIDERS,
+    ProviderSpec,
+    make_session,
+    ort,
+    spec_for,
+)
 from edgegen.training.checkpoint import bundle_checkpoint, load_reference
 
 
@@ -122,9 +130,9 @@ def ort_settings(spec: ProviderSpec, io_binding: bool) -> dict[str, Any]:
                      else "on" if spec.spinning else "off"),
         "graph_optimization": spec.graph_optimization, "io_binding": io_binding,
     }
-    if spec.name in ("cuda", "tensorrt"):
+    if spec.name in GPU_PROVIDERS:
         s.update(use_tf32=spec.use_tf32, cuda_graph=spec.cuda_graph)
-    if spec.name == "tensorrt":
+    if spec.name in TRT_PROVIDERS:
         s.update(trt_fp16=spec.trt_fp16, trt_profile_min_opt_max=list(spec.trt_batch_range),
                  trt_cache_dir=str(spec.trt_cache_dir) if spec.trt_cache_dir else None)
     return s
@@ -310,7 +318,7 @@ def builders(cfg: BenchConfig, bundle: Bundle, variants: list[str], peers: list[
                                 bundle.model_bytes("fp32"), spec, inputs, variant="fp32",
                                 io_binding=False, kind="tuned", key=key)))
     fp32 = bundle.model_bytes("fp32")  # checked against the manifest, read once
-    device = "cuda" if cfg.provider in ("cuda", "tensorrt") else "cpu"
+    device = "cuda" if cfg.provider in GPU_PROVIDERS else "cpu"
     for p in peers:
         if p in ("torch", "torch-compile"):
             out.append((f"{p}/fp32/{device}", p,

@@ -1,8 +1,10 @@
-"""``edgegen bench``: latency and throughput per variant, provider and batch, beside the peers."""
+"""``edgegen bench``: latency and throughput per variant, provider and batch, beside the peers;
+``--target`` gates on the performance targets (``edgegen.benchmarks.targets``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -10,8 +12,9 @@ from rich.table import Table
 
 from edgegen.benchmarks.results import BenchConfig, BenchReport
 from edgegen.cli.common import console, csv_option, err_console, errors_to_exit, progress_display
-from edgegen.core.errors import ConfigError, OutputError
+from edgegen.core.errors import CheckFailed, ConfigError, OutputError
 from edgegen.core.fileio import check_output_file, save_report
+from edgegen.runtime.providers import EP_NAMES
 
 B = BenchConfig()
 
@@ -28,135 +31,169 @@ def _spinning(text: str) -> bool | None:
     return table[text]
 
 
+def _opt(*names: str, help: str) -> Any:  # noqa: A002 - typer's own keyword
+    return typer.Option(*names, help=help)
+
+
+# The options, one line each (defaults come from BenchConfig in the signature below).
+Provider = Annotated[str, _opt("--provider", "-p", help=f"{' | '.join(EP_NAMES)} (an "
+                                "unavailable one is an error, never a fallback).")]
+Precision = Annotated[str, _opt("--precision", help="Variants to time, comma-separated "
+                                "(default: every variant in the bundle).")]
+Batch = Annotated[str, _opt("--batch", "-b", help="Batch sizes, comma-separated.")]
+IoBinding = Annotated[bool, _opt("--io-binding", help="GPU providers: inputs and output on the "
+                                 "device.")]
+CudaGraph = Annotated[bool, _opt("--cuda-graph", help="GPU providers: capture and replay a CUDA "
+                                 "graph (implies --io-binding; one session per batch size).")]
+Peers = Annotated[str, _opt("--peers", help="Peers in the same run: torch, torch-compile, "
+                            "ort-default, openvino, ort-plain, openvino-plain (the *-plain ones "
+                            "run the export without graph rewrites), or none.")]
+Threads = Annotated[int, _opt("--threads", help="Thread budget of every contender (0: usable "
+                              "cores).")]
+Spinning = Annotated[str, _opt("--spinning", help="ORT intra-op spin-wait: on, off or default.")]
+Tune = Annotated[bool, _opt("--tune", help="CPU: also time fp32 with threads {1, N} x spinning "
+                            "{on, off}; the table shows the best.")]
+WarmupIters = Annotated[int, _opt("--warmup-iters", help="Untimed calls before timing (at "
+                                  "least).")]
+WarmupS = Annotated[float, _opt("--warmup-s", help="Untimed seconds before timing (at least).")]
+Iters = Annotated[int | None, _opt("--iters", help="Timed calls per contender and batch "
+                                   "(instead of --duration).")]
+Duration = Annotated[float | None, _opt("--duration", help=f"Timed seconds per contender and "
+                                        f"batch (offline, default {B.duration_s:g}) or of "
+                                        f"Poisson arrivals (server, default "
+                                        f"{B.server_duration_s:g}).")]
+Rounds = Annotated[int, _opt("--rounds", help="Interleaved blocks per contender.")]
+Scenario = Annotated[str, _opt("--scenario", help="offline | server.")]
+Qps = Annotated[float, _opt("--qps", help="Server: offered queries per second.")]
+Workers = Annotated[int, _opt("--workers", help="Server: worker threads (0: one per thread).")]
+MaxBatch = Annotated[int, _opt("--max-batch", help="Server: dynamic batching up to this many "
+                               "requests (> 1: the batch-1 server runs too, for comparison).")]
+MaxDelay = Annotated[float, _opt("--max-delay-ms", help="Server: how long a batch waits for "
+                                 "more requests (Triton's max queue delay).")]
+P99Bound = Annotated[float | None, _opt("--p99-bound-ms", help="Server: sweep for the highest "
+                                        "QPS whose p99 stays under this bound.")]
+SweepSteps = Annotated[int, _opt("--sweep-steps", help="Server with --p99-bound-ms: runs of the "
+                                 "QPS sweep.")]
+Matmul = Annotated[bool, _opt("--matmul/--no-matmul", help="Measure the machine's dense fp32 "
+                              "matmul rate (the efficiency yardstick, about 2 s, then again "
+                              "between rounds).")]
+NoiseWindow = Annotated[float, _opt("--noise-window", help="Idle seconds before and after the "
+                                    "run in which other processes' CPU use is read (0: skip).")]
+EvalReport = Annotated[Path | None, _opt("--eval-report", help="JSON of `edgegen eval` for the "
+                                         "fidelity column and the int8-fidelity target "
+                                         "(default: the bundle's manifest).")]
+Url = Annotated[list[str] | None, _opt("--url", help="Measure a KServe v2 endpoint (edgegen "
+                                       "serve, Triton, KServe), e.g. http://127.0.0.1:8000; "
+                                       "with BUNDLE, beside the in-process session. Repeat it "
+                                       "to measure several in one run (server scenario).")]
+Model = Annotated[str | None, _opt("--model", help="--url: the model name (default: the bundle "
+                                   "folder's name, or the only model the server lists).")]
+HttpTensors = Annotated[str, _opt("--http-tensors", help="--url: binary (the v2 binary tensor "
+                                  "extension) or json.")]
+Connections = Annotated[int, _opt("--connections", help="--url, server scenario: concurrent "
+                                  "keep-alive connections.")]
+Targets = Annotated[str, _opt("--target", help="Gate on performance targets, comma-separated "
+                              "(e.g. torch-throughput,batch1-latency, or all): exit 1 when one "
+                              "is not met or not measured; a noisy run leaves them not judged "
+                              "(said, not failed).")]
+JsonOut = Annotated[Path | None, _opt("--json", help="Write the full report as JSON.")]
+Plot = Annotated[Path | None, _opt("--plot", help="Write latency/throughput plots (PNG).")]
+BundleArg = Annotated[Path | None, typer.Argument(help="Bundle folder made by `edgegen export` "
+                                                       "(optional with --url).")]
+
+
 def bench_command(
-    bundle: Path = typer.Argument(None, help="Bundle folder made by `edgegen export` "
-                                             "(optional with --url)."),
-    provider: str = typer.Option(B.provider, "--provider", "-p",
-                                 help="cpu | cuda | tensorrt | openvino (an unavailable one is an "
-                                      "error, never a fallback)."),
-    precision: str = typer.Option(",".join(B.precisions), "--precision",
-                                  help="Variants to time, comma-separated (default: every "
-                                       "variant in the bundle)."),
-    batch: str = typer.Option(",".join(map(str, B.batches)), "--batch", "-b",
-                              help="Batch sizes, comma-separated."),
-    io_binding: bool = typer.Option(B.io_binding, "--io-binding",
-                                    help="CUDA/TensorRT: inputs and output on the device."),
-    cuda_graph: bool = typer.Option(B.cuda_graph, "--cuda-graph",
-                                    help="CUDA: capture and replay a CUDA graph (implies "
-                                         "--io-binding; one session per batch size)."),
-    peers: str = typer.Option(",".join(B.peers), "--peers",
-                              help="Peers in the same run: torch, torch-compile, ort-default, "
-                                   "openvino, ort-plain, openvino-plain (the *-plain ones run "
-                                   "the export without graph rewrites), or none."),
-    threads: int = typer.Option(B.threads, "--threads",
-                                help="Thread budget of every contender (0: usable cores)."),
-    spinning: str = typer.Option("default", "--spinning",
-                                 help="ORT intra-op spin-wait: on, off or default."),
-    tune: bool = typer.Option(B.tune, "--tune",
-                              help="CPU: also time fp32 with threads {1, N} x spinning "
-                                   "{on, off}; the table shows the best."),
-    warmup_iters: int = typer.Option(B.warmup_iters, "--warmup-iters",
-                                     help="Untimed calls before timing (at least)."),
-    warmup_s: float = typer.Option(B.warmup_s, "--warmup-s",
-                                   help="Untimed seconds before timing (at least)."),
-    iters: int = typer.Option(None, "--iters",
-                              help="Timed calls per contender and batch (instead of "
-                                   "--duration)."),
-    duration: float = typer.Option(None, "--duration",
-                                   help=f"Timed seconds per contender and batch (offline, "
-                                        f"default {B.duration_s:g}) or of Poisson arrivals "
-                                        f"(server, default {B.server_duration_s:g})."),
-    rounds: int = typer.Option(B.rounds, "--rounds",
-                               help="Interleaved blocks per contender."),
-    scenario: str = typer.Option(B.scenario, "--scenario", help="offline | server."),
-    qps: float = typer.Option(B.qps, "--qps", help="Server: offered queries per second."),
-    workers: int = typer.Option(B.workers, "--workers",
-                                help="Server: worker threads (0: one per thread)."),
-    max_batch: int = typer.Option(B.max_batch, "--max-batch",
-                                  help="Server: dynamic batching up to this many requests "
-                                       "(> 1: the batch-1 server runs too, for comparison)."),
-    max_delay_ms: float = typer.Option(B.max_delay_ms, "--max-delay-ms",
-                                       help="Server: how long a batch waits for more "
-                                            "requests (Triton's max queue delay)."),
-    p99_bound_ms: float = typer.Option(None, "--p99-bound-ms",
-                                       help="Server: sweep for the highest QPS whose p99 "
-                                            "stays under this bound."),
-    sweep_steps: int = typer.Option(B.sweep_steps, "--sweep-steps",
-                                    help="Server with --p99-bound-ms: runs of the QPS sweep."),
-    matmul: bool = typer.Option(B.measure_matmul, "--matmul/--no-matmul",
-                                help="Measure the machine's dense fp32 matmul rate (the "
-                                     "efficiency yardstick, about 2 s, then again between "
-                                     "rounds)."),
-    noise_window: float = typer.Option(B.noise_window_s, "--noise-window",
-                                       help="Idle seconds before and after the run in which "
-                                            "other processes' CPU use is read (0: skip)."),
-    eval_report: Path = typer.Option(None, "--eval-report",
-                                     help="JSON of `edgegen eval` for the fidelity column "
-                                          "(default: the bundle's manifest)."),
-    url: list[str] = typer.Option(None, "--url",
-                                  help="Measure a KServe v2 endpoint (edgegen serve, Triton, "
-                                       "KServe), e.g. http://127.0.0.1:8000; with BUNDLE, "
-                                       "beside the in-process session. Repeat it to measure "
-                                       "several in one run (server scenario)."),
-    model: str = typer.Option(None, "--model",
-                              help="--url: the model name (default: the bundle folder's name, "
-                                   "or the only model the server lists)."),
-    http_tensors: str = typer.Option(B.http_tensors, "--http-tensors",
-                                     help="--url: binary (the v2 binary tensor extension) or "
-                                          "json."),
-    connections: int = typer.Option(B.connections, "--connections",
-                                    help="--url, server scenario: concurrent keep-alive "
-                                         "connections."),
-    json_out: Path = typer.Option(None, "--json", help="Write the full report as JSON."),
-    plot: Path = typer.Option(None, "--plot", help="Write latency/throughput plots (PNG)."),
+    bundle: BundleArg = None, provider: Provider = B.provider,
+    precision: Precision = ",".join(B.precisions),
+    batch: Batch = ",".join(map(str, B.batches)), io_binding: IoBinding = B.io_binding,
+    cuda_graph: CudaGraph = B.cuda_graph, peers: Peers = ",".join(B.peers),
+    threads: Threads = B.threads, spinning: Spinning = "default", tune: Tune = B.tune,
+    warmup_iters: WarmupIters = B.warmup_iters, warmup_s: WarmupS = B.warmup_s,
+    iters: Iters = None, duration: Duration = None, rounds: Rounds = B.rounds,
+    scenario: Scenario = B.scenario, qps: Qps = B.qps, workers: Workers = B.workers,
+    max_batch: MaxBatch = B.max_batch, max_delay_ms: MaxDelay = B.max_delay_ms,
+    p99_bound_ms: P99Bound = None, sweep_steps: SweepSteps = B.sweep_steps,
+    matmul: Matmul = B.measure_matmul, noise_window: NoiseWindow = B.noise_window_s,
+    eval_report: EvalReport = None, url: Url = None, model: Model = None,
+    http_tensors: HttpTensors = B.http_tensors, connections: Connections = B.connections,
+    target: Targets = "", json_out: JsonOut = None, plot: Plot = None,
 ) -> None:
     """Time the bundle per variant, provider and batch size, with its peers in the same run;
     or, with --url, a served endpoint beside the in-process session."""
     with errors_to_exit():
-        for path, option in ((json_out, "--json"), (plot, "--plot")):
-            if path is not None:  # before anything is timed
-                check_output_file(path, option)
-        if eval_report is not None and not eval_report.is_file():
-            raise ConfigError(f"--eval-report {eval_report} is not a file; pass the --json "
-                              "output of `edgegen eval`")
-        timed = {"duration_s": duration} if scenario == "offline" and duration is not None \
-            else {"server_duration_s": duration} if duration is not None else {}
-        url_value = None if not url else url[0] if len(url) == 1 else tuple(url)
-        if bundle is None and url_value is None:
-            raise ConfigError("give a BUNDLE folder, a --url to measure, or both")
-        cfg = BenchConfig(
-            bundle=bundle, provider=provider.lower(),
-            precisions=_names(precision, "--precision"),
-            batches=csv_option(batch, "--batch", int), io_binding=io_binding,
-            cuda_graph=cuda_graph, peers=_names(peers, "--peers"), threads=threads,
-            spinning=_spinning(spinning), tune=tune,
-            warmup_iters=warmup_iters, warmup_s=warmup_s, iters=iters, rounds=rounds,
-            scenario=scenario, qps=qps, workers=workers, max_batch=max_batch,
-            max_delay_ms=max_delay_ms, p99_bound_ms=p99_bound_ms, sweep_steps=sweep_steps,
-            eval_report=eval_report,
-            measure_matmul=matmul, noise_window_s=noise_window, url=url_value, model=model,
-            http_tensors=http_tensors.lower(), connections=connections, **timed)
+        _check_paths(json_out, plot, eval_report)
+        cfg = _config(locals())
         from edgegen.benchmarks.bench import bench
 
         with progress_display("bench") as shown:
             report = bench(cfg, shown)
         render(report)
-        if json_out is not None:
-            save_report(json_out, report.to_json() + "\n")
-            console.print(f"report: {json_out}")
-        if plot is not None and report.results:
-            from edgegen.benchmarks.plot import plot_report
+        _write(report, json_out, plot)
+        _gate(report)
 
-            try:
-                console.print(f"plot: {plot_report(report, plot)}")
-            except OSError as exc:
-                raise OutputError(f"could not write the plot to {plot} "
-                                  f"({exc.strerror or exc}); the JSON report is printed below",
-                                  text=None if json_out else report.to_json()) from None
-    if not report.passed:  # a contender that failed is a failed benchmark, not a quiet row
+
+def _check_paths(json_out: Path | None, plot: Path | None, eval_report: Path | None) -> None:
+    """Outputs writable and the eval report present, before anything is timed."""
+    for path, option in ((json_out, "--json"), (plot, "--plot")):
+        if path is not None:
+            check_output_file(path, option)
+    if eval_report is not None and not eval_report.is_file():
+        raise ConfigError(f"--eval-report {eval_report} is not a file; pass the --json "
+                          "output of `edgegen eval`")
+
+
+def _config(a: dict[str, Any]) -> BenchConfig:
+    """The command's arguments (its ``locals()``) as a ``BenchConfig``."""
+    duration = a["duration"]
+    timed = {} if duration is None else \
+        {"duration_s" if a["scenario"] == "offline" else "server_duration_s": duration}
+    urls = a["url"] or []
+    url = None if not urls else urls[0] if len(urls) == 1 else tuple(urls)
+    if a["bundle"] is None and url is None:
+        raise ConfigError("give a BUNDLE folder, a --url to measure, or both")
+    return BenchConfig(
+        bundle=a["bundle"], provider=a["provider"].lower(),
+        precisions=_names(a["precision"], "--precision"),
+        batches=csv_option(a["batch"], "--batch", int), io_binding=a["io_binding"],
+        cuda_graph=a["cuda_graph"], peers=_names(a["peers"], "--peers"), threads=a["threads"],
+        spinning=_spinning(a["spinning"]), tune=a["tune"], warmup_iters=a["warmup_iters"],
+        warmup_s=a["warmup_s"], iters=a["iters"], rounds=a["rounds"], scenario=a["scenario"],
+        qps=a["qps"], workers=a["workers"], max_batch=a["max_batch"],
+        max_delay_ms=a["max_delay_ms"], p99_bound_ms=a["p99_bound_ms"],
+        sweep_steps=a["sweep_steps"], eval_report=a["eval_report"],
+        measure_matmul=a["matmul"], noise_window_s=a["noise_window"], url=url,
+        model=a["model"], http_tensors=a["http_tensors"].lower(),
+        connections=a["connections"], targets=_names(a["target"], "--target"), **timed)
+
+
+def _write(report: BenchReport, json_out: Path | None, plot: Path | None) -> None:
+    """The JSON report and the plot, where asked for."""
+    if json_out is not None:
+        save_report(json_out, report.to_json() + "\n")
+        console.print(f"report: {json_out}")
+    if plot is None or not report.results:
+        return
+    from edgegen.benchmarks.plot import plot_report
+
+    try:
+        console.print(f"plot: {plot_report(report, plot)}")
+    except OSError as exc:
+        raise OutputError(f"could not write the plot to {plot} ({exc.strerror or exc}); the "
+                          "JSON report is printed below",
+                          text=None if json_out else report.to_json()) from None
+
+
+def _gate(report: BenchReport) -> None:
+    """Exit 1 for a contender that failed (a failed benchmark, not a quiet row) or a target
+    asked for that was missed; a target the noise left unjudged passes, and is said."""
+    if report.failures or not (report.results or report.server):
         failed = ", ".join(report.failures) or "nothing was measured"
         err_console.print(f"[bold red]bench failed:[/] {escape(failed)}", highlight=False)
         raise typer.Exit(1)
+    missed = [t for t in report.targets if t.misses]
+    if missed:
+        raise CheckFailed(f"{len(missed)} target(s) missed: " + "; ".join(
+            f"{t.name} {t.verdict} ({t.detail})" for t in missed))
 
 
 def _f(x: float | None, fmt: str, empty: str = "—") -> str:
@@ -216,6 +253,7 @@ def render(report: BenchReport) -> None:
                 err_console.print(f"[yellow]{s.contender}:[/] {escape(e)}", highlight=False)
     _served(report)
     _noise(report)
+    _targets(report)
     for name, why in report.unavailable.items():
         console.print(f"{name}: {why}", highlight=False)
     for key, msg in report.failures.items():
@@ -298,6 +336,29 @@ def _noise(report: BenchReport) -> None:
     verdict = ("[bold yellow]NOISY[/] — do not read targets off this run: "
                + escape("; ".join(rec.reasons))) if rec.noisy else "quiet enough to judge"
     console.print(f"machine noise: {', '.join(parts)}: {verdict}", highlight=False)
+
+
+def _targets(report: BenchReport) -> None:
+    """--target: each target asked for, its measured value and verdict."""
+    if not report.targets:
+        return
+    table = Table(title="targets")
+    for col in ("target", "measured", "verdict"):
+        table.add_column(col, justify="left")
+    colour = {"met": "green", "not met": "red", "not measured": "red",
+              "not judged (noise)": "yellow"}
+    for t in report.targets:
+        table.add_row(f"{t.name}: {escape(t.title)}", escape(t.detail),
+                      f"[{colour[t.verdict]}]{t.verdict.upper()}[/]")
+    console.print(table)
+    for t in report.targets:
+        if t.reason:
+            console.print(f"why {t.name} is not met (measured): {t.reason}", highlight=False,
+                          markup=False, soft_wrap=True)
+    if any(t.verdict == "not judged (noise)" for t in report.targets):
+        console.print("not judged (noise): the machine was too busy to judge a speed target; "
+                      "the gate does not fail on it — rerun on a quiet machine", highlight=False,
+                      soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -90,7 +90,7 @@ def eval_command(
                                 help="Samples per variant (labels balanced)."),
     provider: str = typer.Option(X.provider, "--provider",
                                  help="Where the generator variants run: cpu, cuda, tensorrt, "
-                                      "openvino."),
+                                      "tensorrt-rtx, openvino."),
     precision: str = typer.Option(None, "--precision",
                                   help="Comma-separated ONNX variants (default: all in the "
                                        "bundle); PyTorch is added when its checkpoint is there."),

@@ -36,7 +36,8 @@ def serve_command(
                                help="Redraw samples the bundle's evaluator rejects (requests "
                                     "with seeds only)."),
     provider: str = typer.Option(S.provider, "--provider", "-p",
-                                 help="cpu | cuda | tensorrt (never a silent fallback)."),
+                                 help="cpu | cuda | tensorrt | tensorrt-rtx (never a silent "
+                                      "fallback)."),
     max_batch: int = typer.Option(S.max_batch, "--max-batch",
                                   help="Dynamic batching: requests per batch."),
     max_delay_ms: float = typer.Option(None, "--max-delay-ms",

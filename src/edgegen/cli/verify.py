@@ -24,13 +24,15 @@ def _tolerance_help() -> str:
     return (f"Tolerance rule: an element passes when |ort - ref| <= atol + rtol * |ref| "
             f"(numpy.isclose); ref is the golden output or PyTorch float32 on CPU. Defaults "
             f"(atol/rtol): {tols}. CUDA and TensorRT sessions run with TF32 off where ONNX "
-            f"Runtime allows it. Label agreement needed: {agree}.")
+            f"Runtime allows it (TensorRT-RTX has no such switch: fp16's tolerance). Label "
+            f"agreement needed: {agree}.")
 
 
 def verify_command(
     bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
     provider: str = typer.Option(",".join(X.providers), "--provider", "-p",
-                                 help="Comma-separated: cpu, cuda, tensorrt, openvino. An "
+                                 help="Comma-separated: cpu, cuda, tensorrt, tensorrt-rtx, "
+                                      "openvino. An "
                                       "unavailable provider is an error (exit 2), never a CPU "
                                       "run."),
     precision: str = typer.Option(None, "--precision",

@@ -54,7 +54,7 @@ from edgegen.runtime.guard import (
 from edgegen.runtime.inputs import check_guidance, check_steps
 from edgegen.runtime.latent import latent, truncate
 from edgegen.runtime.postprocess import to_pixels
-from edgegen.runtime.providers import ProviderSpec, make_session
+from edgegen.runtime.providers import GPU_PROVIDERS, ProviderSpec, make_session
 from edgegen.runtime.sampler import SamplerSpec, calls_per_image, sample
 from edgegen.runtime.sessions import run_evaluator, run_generator
 from edgegen.training.checkpoint import bundle_checkpoint, load_reference
@@ -259,7 +259,7 @@ def torch_runner(bundle: Bundle, provider: str, batch: int) -> tuple[Runner | No
         return None, f"PyTorch not evaluated: {why}"
     import torch
 
-    gpu = provider in ("cuda", "tensorrt")
+    gpu = provider in GPU_PROVIDERS
     device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
     gen, _ = load_reference(bundle, ckpt)
     gen = gen.to(device)

@@ -131,8 +131,9 @@ class Generator:
              batch_size: int = 64, public_key: str | Path | None = None,
              format: str = "onnx") -> Generator:
         """Verify ``path`` (schema, no escaping paths or links, every sha256) and open it on
-        ``provider`` (``cpu``, ``cuda``, ``tensorrt``, ``openvino`` — the OpenVINO runtime,
-        which this imports only then — or a ``ProviderSpec``; an unavailable one
+        ``provider`` (``cpu``, ``cuda``, ``tensorrt``, ``tensorrt-rtx`` — the plugin EP —,
+        ``openvino`` — the OpenVINO runtime, which this imports only then — or a
+        ``ProviderSpec``; an unavailable one
         raises ``ProviderError`` rather than falling back). With ``public_key`` (a PEM file) the
         bundle must carry a valid ``bundle.sig`` by that key over exactly its files: an unsigned
         or differing bundle raises ``BundleError`` (this needs ``model-signing``). A provider

@@ -10,6 +10,14 @@ Options follow ONNX Runtime's documented provider options:
   ``trt_timing_cache_enable`` / ``trt_timing_cache_path``, explicit
   ``trt_profile_min_shapes`` / ``trt_profile_opt_shapes`` / ``trt_profile_max_shapes`` for the
   dynamic batch, with CUDA registered after TensorRT for the nodes TensorRT does not take.
+* TensorRT-RTX (``tensorrt-rtx``): a *plugin* execution provider (``runtime/plugin_ep.py``
+  finds, registers and picks its device through ONNX Runtime's plugin-EP API), added with
+  ``SessionOptions.add_provider_for_devices``: ``nv_profile_min_shapes`` / ``opt`` / ``max``
+  for the dynamic batch, ``enable_cuda_graph``, and ``nv_runtime_cache_path`` under
+  ``<trt_cache_dir>/<EP version and GPU ids>`` (the kernels it compiles for this GPU, per bundle
+  and machine). TensorRT-RTX builds strongly typed networks: the fp16 variant runs the fp16
+  graph (there is no fp16 builder flag as in TensorRT). Other nodes go to the CPU provider,
+  which the placement check of ``edgegen verify`` reports.
 
 * OpenVINO (``openvino``): not an ONNX Runtime execution provider but the OpenVINO runtime
   reading the same ONNX file, behind an adapter with the subset of ``InferenceSession`` that
@@ -30,26 +38,32 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgegen.runtime import plugin_ep
 from edgegen.runtime.errors import ProviderError
 
 EP_NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
+    "tensorrt-rtx": plugin_ep.PLUGINS["tensorrt-rtx"].ep,  # NvTensorRTRTXExecutionProvider
     "openvino": "OpenVINO-CPU",  # the OpenVINO runtime's CPU plugin (runtime/ov_session.py)
 }
 NOT_ORT = ("openvino",)  # providers served by another runtime behind an ORT-like session
+PLUGINS = tuple(plugin_ep.PLUGINS)  # plugin execution providers (registered, not built in)
+GPU_PROVIDERS = ("cuda", "tensorrt", "tensorrt-rtx")  # inputs and outputs on an NVIDIA GPU
+TRT_PROVIDERS = ("tensorrt", "tensorrt-rtx")  # engines with a batch profile and a cache
 
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    name: str = "cpu"  # cpu | cuda | tensorrt | openvino
+    name: str = "cpu"  # cpu | cuda | tensorrt | tensorrt-rtx | openvino
     device_id: int = 0
     use_tf32: bool = False  # CUDA / TensorRT: TF32 matmuls break fp32 parity
     cuda_graph: bool = False
     trt_fp16: bool = False
     trt_int8: bool = False  # TensorRT: int8 kernels for a QDQ (explicitly quantized) graph
-    trt_cache_dir: Path | None = None  # engine + timing caches; None: no caching
+    trt_cache_dir: Path | None = None  # engine + timing caches (TensorRT-RTX: its runtime
+    #                                    cache, in a subfolder per EP version and GPU); None: none
     trt_batch_range: tuple[int, int, int] = (1, 64, 512)  # min / opt / max profile batch
     intra_op_threads: int = 0  # 0: ONNX Runtime's default
     inter_op_threads: int = 0
@@ -67,6 +81,10 @@ class ProviderSpec:
     # OpenVINO: batch sizes that also get a static-shape compilation (its CPU plugin runs
     # static shapes faster); other batch sizes use the dynamic-batch compilation.
     static_batches: tuple[int, ...] = ()
+    # More provider options, passed as given after edgegen's own (CUDA: e.g. prefer_nhwc=1 or
+    # cudnn_conv_algo_search=HEURISTIC; TensorRT / TensorRT-RTX: any of theirs), for
+    # experiments such as benchmarks/scripts/gpu_profile.py; () for edgegen's defaults.
+    provider_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def ep(self) -> str:
@@ -92,7 +110,7 @@ def available() -> list[str]:
     (found without importing it; ``require_providers`` imports it when it is asked for)."""
     import importlib.util
 
-    have = list(ort().get_available_providers())
+    have = list(ort().get_available_providers()) + plugin_ep.registered_eps()
     try:
         if importlib.util.find_spec("openvino") is not None:
             have.append(EP_NAMES["openvino"])
@@ -107,6 +125,8 @@ _INSTALL_HINT = {
     "tensorrt": "install TensorRT and an onnxruntime-gpu build with TensorRT support "
                 "(`pip install -e .[gpu]`)",
     "openvino": "install the OpenVINO runtime (`pip install -e .[openvino]`)",
+    "tensorrt-rtx": f"install {plugin_ep.PLUGINS['tensorrt-rtx'].package} beside onnxruntime "
+                    ">= 1.24, on a machine with an NVIDIA GPU it accepts",
 }
 
 
@@ -120,6 +140,9 @@ def require_providers(names: tuple[str, ...] | list[str]) -> list[str]:
             from edgegen.runtime.ov_session import import_openvino
 
             import_openvino()  # a ProviderError with the install hint when it does not import
+            continue
+        if name in PLUGINS:  # package, ORT API, driver and a device: each refused by name
+            plugin_ep.device_for(ort(), name)
             continue
         if ep not in have:
             hint = _INSTALL_HINT.get(name, "")
@@ -135,11 +158,13 @@ def spec_for(provider: str, precision: str, *, batch_range: tuple[int, int, int]
     """edgegen's session settings for a model of ``precision`` on ``provider``: TF32 off (fp32
     parity); TensorRT builds fp16 kernels for the fp16 variant and int8 ones for the QDQ int8
     variant, with one min/opt/max profile over ``batch_range`` and engine caches in
-    ``trt_cache_dir``. ``options`` are any other ``ProviderSpec`` fields (threads, spinning...)."""
+    ``trt_cache_dir``; TensorRT-RTX takes the same profile and cache folder, and its precision
+    from the graph it is given (strongly typed: no fp16/int8 flags). ``options`` are any other
+    ``ProviderSpec`` fields (threads, spinning...)."""
     trt = provider == "tensorrt"
     return ProviderSpec(name=provider, use_tf32=False, trt_fp16=trt and precision == "fp16",
                         trt_int8=trt and precision == "int8",
-                        trt_cache_dir=trt_cache_dir if trt else None,
+                        trt_cache_dir=trt_cache_dir if provider in TRT_PROVIDERS else None,
                         trt_batch_range=batch_range, **options)
 
 
@@ -169,7 +194,9 @@ def provider_list(spec: ProviderSpec, model: str | bytes) -> list[Any]:
         cuda_opts["enable_cuda_graph"] = "1"
     if spec.deterministic:
         cuda_opts["cudnn_conv_algo_search"] = "DEFAULT"
+    extra = dict(spec.provider_options)
     if spec.name == "cuda":
+        cuda_opts.update(extra)
         return [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"]
     # TensorRT: explicit profiles covering the dynamic batch, caches, CUDA for the rest.
     probe = ort().InferenceSession(model, providers=["CPUExecutionProvider"])
@@ -190,6 +217,7 @@ def provider_list(spec: ProviderSpec, model: str | bytes) -> list[Any]:
                     "trt_timing_cache_path": str(spec.trt_cache_dir)})
     if spec.cuda_graph:
         trt["trt_cuda_graph_enable"] = "1"
+    trt.update(extra)
     return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", cuda_opts),
             "CPUExecutionProvider"]
 
@@ -202,6 +230,35 @@ def is_ort_format(model: str | Path | bytes) -> bool:
     if isinstance(model, bytes):
         return model[4:8] == ORT_FORMAT_ID
     return Path(model).suffix.lower() == ".ort"
+
+
+def plugin_options(spec: ProviderSpec, model: str | bytes, device: Any) -> dict[str, str]:
+    """TensorRT-RTX's provider options (``add_provider_for_devices``): one profile over the
+    dynamic batch, CUDA graphs when asked, its runtime cache per bundle and machine."""
+    probe = ort().InferenceSession(model, providers=["CPUExecutionProvider"])
+    lo, opt, hi = spec.trt_batch_range
+    opts = {"nv_profile_min_shapes": _input_shapes(probe.get_inputs(), lo),
+            "nv_profile_opt_shapes": _input_shapes(probe.get_inputs(), opt),
+            "nv_profile_max_shapes": _input_shapes(probe.get_inputs(), hi)}
+    if spec.cuda_graph:
+        opts["enable_cuda_graph"] = "1"
+    if spec.trt_cache_dir is not None:
+        cache = Path(spec.trt_cache_dir) / plugin_ep.cache_key(device)
+        cache.mkdir(parents=True, exist_ok=True)
+        opts["nv_runtime_cache_path"] = str(cache)
+    opts.update(dict(spec.provider_options))
+    return opts
+
+
+def _plugin_session(source: str | bytes, spec: ProviderSpec) -> Any:
+    """A session on a plugin EP: its device from ``get_ep_devices`` (``plugin_ep``), added with
+    the plugin-EP API; ``plain``: default session and provider options."""
+    rt = ort()
+    device = plugin_ep.device_for(rt, spec.name, spec.device_id)
+    so = rt.SessionOptions() if spec.plain else session_options(spec, source)
+    so.add_provider_for_devices([device], {} if spec.plain
+                                else plugin_options(spec, source, device))
+    return rt.InferenceSession(source, sess_options=so)
 
 
 def session_options(spec: ProviderSpec, model: str | Path | bytes | None = None) -> Any:
@@ -256,12 +313,16 @@ def make_session(model: str | Path | bytes, spec: ProviderSpec | None = None, *,
     where = name or ("<bytes>" if isinstance(model, bytes) else str(model))
     source = model if isinstance(model, bytes) else str(model)
     try:
-        if spec.plain:
+        if spec.name in PLUGINS:
+            session = _plugin_session(source, spec)
+        elif spec.plain:
             providers = [ep] if spec.name == "cpu" else [ep, "CPUExecutionProvider"]
             session = rt.InferenceSession(source, providers=providers)
         else:
             session = rt.InferenceSession(source, sess_options=session_options(spec, source),
                                           providers=provider_list(spec, source))
+    except ProviderError:
+        raise
     except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
         raise ProviderError(f"onnxruntime could not create a {spec.name} session for "
                             f"{where}: {str(exc).splitlines()[0][:300]}") from exc
