@@ -181,14 +181,14 @@ export class Generator {
   async _guard(images, y, variant, loop, draw) {
     const n = y.length;
     const pixels = images.length / n;
-    let verdicts = await this._judge(images, y);
+    let verdicts = await this.judge(images, y);
     const attempts = new Int32Array(n);
     for (let a = 1; a <= GUARD.maxRetries; a++) {
       const todo = verdicts.accepted.flatMap((ok, i) => (ok ? [] : [i]));
       if (!todo.length) break;
       const redoLabels = todo.map((i) => y[i]);
       const redo = await this._forward(variant, draw(a, todo), redoLabels, loop);
-      const again = await this._judge(redo, redoLabels);
+      const again = await this.judge(redo, redoLabels);
       todo.forEach((i, k) => {
         images.set(redo.subarray(k * pixels, (k + 1) * pixels), i * pixels);
         verdicts.accepted[i] = again.accepted[k];
@@ -200,8 +200,10 @@ export class Generator {
     return { images, attempts, ...verdicts };
   }
 
-  /** The evaluator's verdict on float images: predicted digit, p(requested), accepted. */
-  async _judge(images, y) {
+  /** The evaluator's verdict on float images [N * C * H * W] for the requested labels y:
+   * { predicted, prob (softmax of the requested label), accepted (top digit = label and
+   * prob >= GUARD.minProb) } — the guard's rule, for an app that shows the verdict. */
+  async judge(images, y) {
     const ev = this.manifest.evaluator;
     const session = await this.session("evaluator");
     const n = y.length;
