@@ -6,15 +6,27 @@
 // sha256 and, with --public-key, bundle.sig). EDGEGEN_BUNDLE_SCHEMA: validate with another
 // schema file instead of the package's.
 import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 
 import { encodePgm, loadBundle, parseSeed } from "edgegen-runtime";
 
+/** `--name value` options (names from `defaults`) and positionals; a "-1" is a positional
+ * (a seed of -1 must reach the seed check, not be taken for an option). */
+function parseArgs(argv, defaults) {
+  const values = { ...defaults };
+  const positionals = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) { positionals.push(a); continue; }
+    const name = a.slice(2);
+    if (!Object.hasOwn(defaults, name)) throw new Error(`unknown option ${a}`);
+    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+    values[name] = argv[++i];
+  }
+  return { values, positionals };
+}
+
 async function main() {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: {
-    variant: { type: "string", default: "fp32" }, truncation: { type: "string" }, "public-key": { type: "string" },
-    format: { type: "string", default: "onnx" },
-  } });
+  const { values, positionals } = parseArgs(process.argv.slice(2), { variant: "fp32", truncation: undefined, "public-key": undefined, format: "onnx" });
   if (positionals.length !== 4) throw new Error("usage: node generate.mjs BUNDLE LABEL SEED OUT.pgm [--variant fp32] [--truncation PSI]");
   const [bundle, label, seed, out] = positionals;
   if (!/^[0-9]+$/.test(label)) throw new Error(`LABEL must be a class index such as 7, got ${JSON.stringify(label)}`);

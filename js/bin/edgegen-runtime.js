@@ -6,7 +6,6 @@
 // A bad bundle or option: its message on stderr, exit status 2; failed checks: exit status 1.
 import { writeFileSync, renameSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
-import { parseArgs } from "node:util";
 
 import { DEFAULTS, bench, render } from "../src/bench.js";
 import { EdgegenError, checkGoldens, encodePgm, encodePng, loadBundle, parseSeed } from "../src/node.js";
@@ -19,17 +18,30 @@ function atomicWrite(path, data) {
   renameSync(tmp, path);
 }
 
+/** `--name value` options (names from `defaults`) and positionals; a "-1" is a positional
+ * (a seed of -1 must reach the seed check, not be taken for an option). */
+function parseArgs(argv, defaults) {
+  const values = { ...defaults };
+  const positionals = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) { positionals.push(a); continue; }
+    const name = a.slice(2);
+    if (!Object.hasOwn(defaults, name)) throw new EdgegenError(`unknown option ${a}`);
+    if (i + 1 >= argv.length) throw new EdgegenError(`${a} needs a value`);
+    values[name] = argv[++i];
+  }
+  return { values, positionals };
+}
+
 const list = (text, cast = String) => text.split(",").filter(Boolean).map(cast);
 
 async function benchCommand(argv) {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-    batch: { type: "string", short: "b", default: DEFAULTS.batches.join(",") }, variant: { type: "string", default: "" },
-    format: { type: "string", default: DEFAULTS.format }, provider: { type: "string", default: DEFAULTS.provider },
-    threads: { type: "string", default: "0" }, spinning: { type: "string", default: "default" },
-    "warmup-iters": { type: "string", default: String(DEFAULTS.warmupIters) }, "warmup-s": { type: "string", default: String(DEFAULTS.warmupS) },
-    iters: { type: "string" }, duration: { type: "string", default: String(DEFAULTS.durationS) }, rounds: { type: "string", default: String(DEFAULTS.rounds) },
-    "noise-window": { type: "string", default: String(DEFAULTS.noiseWindowS) }, json: { type: "string" },
-  } });
+  const { values, positionals } = parseArgs(argv, {
+    batch: DEFAULTS.batches.join(","), variant: "", format: DEFAULTS.format, provider: DEFAULTS.provider, threads: "0", spinning: "default",
+    "warmup-iters": String(DEFAULTS.warmupIters), "warmup-s": String(DEFAULTS.warmupS), iters: undefined, duration: String(DEFAULTS.durationS),
+    rounds: String(DEFAULTS.rounds), "noise-window": String(DEFAULTS.noiseWindowS), json: undefined,
+  });
   if (positionals.length !== 1) throw new EdgegenError("usage: edgegen-runtime bench BUNDLE [--batch 1,8,64] [--variant fp32,int8] [--format onnx|ort] [--json OUT]");
   const report = await bench(positionals[0], {
     batches: list(values.batch, Number), variants: list(values.variant), format: values.format, provider: values.provider,
@@ -47,9 +59,7 @@ async function benchCommand(argv) {
 }
 
 async function checkCommand(argv) {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-    variant: { type: "string", default: "fp32" }, format: { type: "string", default: "onnx" }, "public-key": { type: "string" },
-  } });
+  const { values, positionals } = parseArgs(argv, { variant: "fp32", format: "onnx", "public-key": undefined });
   if (positionals.length !== 1) throw new EdgegenError("usage: edgegen-runtime check BUNDLE [--variant fp32] [--format onnx|ort] [--public-key K]");
   const g = await loadBundle(positionals[0], { format: values.format, publicKey: values["public-key"] ?? null });
   console.log(`bundle ${positionals[0]}: schema, file rules and ${Object.keys(g.manifest.files).length} sha256 ok; signature: ${g.signature.status}; onnxruntime-node ${g.ort.env?.versions?.node}`);
@@ -64,10 +74,7 @@ async function checkCommand(argv) {
 }
 
 async function generateCommand(argv) {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-    variant: { type: "string" }, truncation: { type: "string" }, format: { type: "string", default: "onnx" }, "public-key": { type: "string" },
-    steps: { type: "string" }, guidance: { type: "string" },
-  } });
+  const { values, positionals } = parseArgs(argv, { variant: undefined, truncation: undefined, format: "onnx", "public-key": undefined, steps: undefined, guidance: undefined });
   if (positionals.length !== 4) throw new EdgegenError("usage: edgegen-runtime generate BUNDLE LABEL SEED OUT.png|OUT.pgm [--variant fp32] [--truncation PSI]");
   const [bundle, label, seed, out] = positionals;
   if (!/^[0-9]+$/.test(label)) throw new EdgegenError(`LABEL must be a class index such as 7, got ${JSON.stringify(label)}`);
@@ -93,7 +100,7 @@ async function main(argv) {
   try {
     return await run(argv.slice(1));
   } catch (err) {
-    if (!(err instanceof EdgegenError) && err?.code !== "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw err;
+    if (!(err instanceof EdgegenError)) throw err;
     console.error(`error: ${err.message}`);
     return 2;
   }

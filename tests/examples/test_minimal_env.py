@@ -1,5 +1,6 @@
-"""A fresh venv with only numpy, onnxruntime, jsonschema and edgegen (--no-deps) generates
-Python's bytes (the wheel ships bundle.schema.json: loading validates against it)."""
+"""A fresh venv with only numpy, onnxruntime, jsonschema and the edgegen-runtime wheel (--no-deps)
+generates Python's bytes (the wheel ships bundle.schema.json: loading validates against it) and
+runs the on-device benchmark, as its console script and as ``python -m``."""
 
 from __future__ import annotations
 
@@ -26,3 +27,6 @@ def test_minimal_venv_generates_the_same_bytes(tiny_bundle: Path) -> None:
     names = {line.split("==")[0].lower() for line in installed}
     assert {"edgegen", "numpy", "onnxruntime", "jsonschema"} <= names
     assert not names & {"torch", "onnx", "torchvision", "onnxscript", "typer", "model-signing"}
+    n = 3 * 2  # fp32, fp16, int8 at batch 1 and 2
+    assert (f"bench in a minimal venv: {n} results (edgegen-runtime bench), {n} results "
+            "(python -m edgegen.runtime.bench), torch not installed") in done.stdout, done.stdout
