@@ -30,14 +30,20 @@ export async function runJob(g, job) {
   const per = got.length / job.labels.length;
   let bytes = got.length === want.length ? 0 : Math.max(got.length, want.length);
   let images = 0;
+  let maxLevels = got.length === want.length ? 0 : 255;
   for (let i = 0; i < job.labels.length && got.length === want.length; i++) {
     let diff = 0;
-    for (let k = i * per; k < (i + 1) * per; k++) if (got[k] !== want[k]) diff++;
+    for (let k = i * per; k < (i + 1) * per; k++) {
+      if (got[k] !== want[k]) { diff++; maxLevels = Math.max(maxLevels, Math.abs(got[k] - want[k])); }
+    }
     bytes += diff;
     if (diff) images++;
   }
   const attemptsDiffer = job.attempts ? job.attempts.filter((a, i) => a !== run.attempts[i]).length : null;
-  return { name: job.name, images: job.labels.length, bytes: got.length, differing_bytes: bytes, differing_images: images, attempts_differ: attemptsDiffer, seconds };
+  return {
+    name: job.name, variant: job.variant, images: job.labels.length, bytes: got.length, differing_bytes: bytes,
+    differing_images: images, max_level_diff: maxLevels, attempts_differ: attemptsDiffer, seconds,
+  };
 }
 
 /** Every bundle of `cases` (open(name) gives its Generator): goldens, vectors and jobs. */
