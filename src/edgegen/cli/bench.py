@@ -176,7 +176,7 @@ def render_saved(reports: list[SavedReport]) -> None:
         load = ", ".join(f"{x:.1f}" for x in m.get("load_average") or [])
         console.print(f"[{i}] {r.path}: {r.source} · {m.get('cpu')} · {m.get('usable_cores')} "
                       f"cores · onnxruntime {ort} · load {load}"
-                      + (" · NOISY" if r.noisy else ""), highlight=False)
+                      + (" · NOISY" if r.noisy else ""), highlight=False, soft_wrap=True)
     table = Table(title="saved bench reports side by side")
     for col in ("contender", "variant", "batch", "report", "p50 ms", "p99 ms", "img/s",
                 "p50 × [1]"):
