@@ -182,3 +182,22 @@ def test_ort_format_needs_its_section(js_install: Path, tiny_bundle: Path) -> No
                            "check", str(tiny_bundle), "--format", "ort"],
                           cwd=js_install, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no ORT-format models" in done.stderr, done.stderr
+
+
+def test_both_benches_time_the_ort_files(js_install: Path, ort_bundle: Path,
+                                         tmp_path: Path) -> None:
+    """`--format ort`: the Python and the Node on-device benches run the manifest's .ort files."""
+    from edgegen.runtime.bench import main as python_bench
+
+    quick = ["--batch", "2", "--iters", "3", "--rounds", "1", "--warmup-iters", "1",
+             "--warmup-s", "0", "--noise-window", "0", "--format", "ort"]
+    py_json, node_json = tmp_path / "python.json", tmp_path / "node.json"
+    assert python_bench([str(ort_bundle), *quick, "--json", str(py_json)]) == 0
+    run(["node", "node_modules/edgegen-runtime/bin/edgegen-runtime.js", "bench", ort_bundle,
+         *quick, "--json", node_json], js_install)
+    models = json.loads((ort_bundle / "manifest.json").read_text())["ort_format"]["models"]
+    for path in (py_json, node_json):
+        results = json.loads(path.read_text())["results"]
+        assert {r["settings"]["model"] for r in results} \
+            == {models[f] for f in ("model.onnx", "model.fp16.onnx", "model.int8.onnx")}
+        assert all(r["settings"]["format"] == "ort" for r in results)
