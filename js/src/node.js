@@ -168,9 +168,10 @@ export async function loadBundle(root, options = {}) {
   for (const [rel, , bytes] of read) digests.set(rel, sha256Hex(bytes));
   let signature = { status: bundle.found.has(SIGNATURE) ? "signed, not checked" : "unsigned" };
   if (publicKey) { // before the hashes: a consistently re-hashed bundle is named as a signature mismatch
+    const verify = ecdsaVerifier(publicKey); // an unusable key is a ConfigError first, as in Python
     if (!bundle.found.has(SIGNATURE)) throw new BundleError(`${root} is not signed (no ${SIGNATURE}) and a public key was given: refusing an unsigned bundle — sign it with \`edgegen sign\` or get the signed copy`);
     signature = await checkSignature(readRegular(root, SIGNATURE, 16 << 20).toString("utf8"), {
-      verify: ecdsaVerifier(publicKey), sha256: async (b) => createHash("sha256").update(b).digest(),
+      verify, sha256: async (b) => createHash("sha256").update(b).digest(),
       files: digests, manifest: bundle.manifest, complete: true,
     });
   }
