@@ -16,15 +16,22 @@ $(BIN)/edgegen: pyproject.toml runtime/pyproject.toml
 	$(BIN)/python -m pip install -q -e ./runtime -e ".[serve,ray,sign,openvino,dev]"
 	touch $@
 
-examples/node/node_modules: examples/node/package-lock.json
+# The npm package edgegen-runtime (js/): its dev dependencies (ajv for `npm pack`, typescript,
+# onnxruntime-node/-web for its tests); the examples link to it (file:../../js). --ignore-scripts:
+# onnxruntime-node's install script would download GPU binaries; its CPU ones ship in the package.
+js/node_modules: js/package-lock.json
+	cd js && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+examples/node/node_modules: examples/node/package-lock.json js/node_modules
 	cd examples/node && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-examples/web/node_modules: examples/web/package-lock.json
+examples/web/node_modules: examples/web/package-lock.json js/node_modules
 	cd examples/web && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-setup: $(BIN)/edgegen examples/node/node_modules examples/web/node_modules
+setup: $(BIN)/edgegen js/node_modules examples/node/node_modules examples/web/node_modules
 
 demo: setup
 	$(BIN)/edgegen demo --out runs/demo --force
@@ -38,4 +45,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs/demo examples/*/node_modules .pytest_cache
+	rm -rf $(VENV) runs/demo js/node_modules examples/*/node_modules .pytest_cache

@@ -1,39 +1,41 @@
 // node generate.mjs BUNDLE LABEL SEED OUT.pgm [--variant fp32|fp16|int8] [--truncation PSI]
-//                   [--public-key public.pem]
-// One image from a verified bundle, written as a binary PGM (P5, maxval 255; an RGB bundle: PPM,
-// P6): the same pixel bytes as `Generator.load(BUNDLE).generate([LABEL], seed=SEED)` in Python. With --public-key
-// the bundle must carry a bundle.sig by that key over exactly its files.
-
+//                   [--public-key public.pem] [--format onnx|ort]
+// One image from a verified bundle, written as a binary PGM (P5; an RGB bundle: PPM, P6): the
+// same pixel bytes as `Generator.load(BUNDLE).generate([LABEL], seed=SEED)` in Python. A user of
+// the edgegen-runtime package: loadBundle checks everything first (schema, file rules, every
+// sha256 and, with --public-key, bundle.sig). EDGEGEN_BUNDLE_SCHEMA: validate with another
+// schema file instead of the package's.
 import { writeFileSync } from "node:fs";
 
-import { openGenerator } from "./bundle.mjs";
-import { parseSeed } from "../js/edgegen.mjs";
+import { encodePgm, loadBundle, parseSeed } from "edgegen-runtime";
 
-function parseArgs(argv) {
-  const positional = [];
-  const options = { variant: "fp32", truncation: null, publicKey: null };
+/** `--name value` options (names from `defaults`) and positionals; a "-1" is a positional
+ * (a seed of -1 must reach the seed check, not be taken for an option). */
+function parseArgs(argv, defaults) {
+  const values = { ...defaults };
+  const positionals = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--variant") options.variant = argv[++i];
-    else if (argv[i] === "--public-key") options.publicKey = argv[++i];
-    else if (argv[i] === "--truncation") options.truncation = Number(argv[++i]);
-    else positional.push(argv[i]);
+    const a = argv[i];
+    if (!a.startsWith("--")) { positionals.push(a); continue; }
+    const name = a.slice(2);
+    if (!Object.hasOwn(defaults, name)) throw new Error(`unknown option ${a}`);
+    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+    values[name] = argv[++i];
   }
-  if (positional.length !== 4) {
-    throw new Error("usage: node generate.mjs BUNDLE LABEL SEED OUT.pgm [--variant fp32] [--truncation PSI]");
-  }
-  const [bundle, label, seed, out] = positional;
-  if (!/^[0-9]+$/.test(label)) throw new Error(`LABEL must be a class index such as 7, got ${JSON.stringify(label)}`);
-  return { bundle, label: Number(label), seed: parseSeed(seed), out, ...options };
+  return { values, positionals };
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  const { manifest, generator } = await openGenerator(args.bundle, { variant: args.variant, publicKey: args.publicKey });
-  const { u8, shape } = await generator.generate([args.label], args.seed, { truncation: args.truncation });
-  const [channels, height, width] = shape;
-  const magic = channels === 3 ? "P6" : "P5";
-  writeFileSync(args.out, Buffer.concat([Buffer.from(`${magic}\n${width} ${height}\n255\n`, "ascii"), Buffer.from(u8)]));
-  console.log(`wrote ${args.out}: label ${args.label}, seed ${args.seed}, ${args.variant}, ${width}x${height} uint8`);
+  const { values, positionals } = parseArgs(process.argv.slice(2), { variant: "fp32", truncation: undefined, "public-key": undefined, format: "onnx" });
+  if (positionals.length !== 4) throw new Error("usage: node generate.mjs BUNDLE LABEL SEED OUT.pgm [--variant fp32] [--truncation PSI]");
+  const [bundle, label, seed, out] = positionals;
+  if (!/^[0-9]+$/.test(label)) throw new Error(`LABEL must be a class index such as 7, got ${JSON.stringify(label)}`);
+  const g = await loadBundle(bundle, { publicKey: values["public-key"] ?? null, format: values.format, schema: process.env.EDGEGEN_BUNDLE_SCHEMA });
+  const truncation = values.truncation === undefined ? null : Number(values.truncation);
+  const u8 = await g.generate([Number(label)], { seed: parseSeed(seed), variant: values.variant, truncation });
+  writeFileSync(out, encodePgm(u8, g.imageShape));
+  const [, height, width] = g.imageShape;
+  console.log(`wrote ${out}: label ${label}, seed ${seed}, ${values.variant}, ${width}x${height} uint8`);
 }
 
 main().catch((err) => {

@@ -10,8 +10,10 @@
 # every sha256, against bundle.schema.json shipped in the wheel), generates digits, checks that
 # torch, onnx and model_signing were never imported and prints the
 # sha256 of the uint8 bytes of generate([LABEL], seed=SEED) (default 7, 42). With
-# EXPECTED_SHA256 it exits 1 unless they match. Takes ~20-60 s. The test suite runs it
-# (tests/examples/test_minimal_env.py).
+# EXPECTED_SHA256 it exits 1 unless they match. Then the on-device benchmark runs there too, both
+# ways (`edgegen-runtime bench`, the wheel's console script, and `python -m edgegen.runtime.bench`),
+# on a tiny budget, and its JSON is checked (every variant timed, torch absent). Takes ~20-60 s.
+# The test suite runs it (tests/examples/test_minimal_env.py).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -65,4 +67,21 @@ print(f"{sys.modules['edgegen.runtime'].__file__} in a minimal venv: label {labe
       f"sha256 {digest}")
 if expected and digest != expected:
     sys.exit(f"MISMATCH: expected sha256 {expected}")
+PY
+QUICK=(--batch 1,2 --iters 3 --rounds 1 --warmup-iters 1 --warmup-s 0 --noise-window 0)
+"$WORK/venv/bin/edgegen-runtime" bench "$BUNDLE" "${QUICK[@]}" --json "$WORK/script.json" >/dev/null
+"$WORK/venv/bin/python" -m edgegen.runtime.bench "$BUNDLE" "${QUICK[@]}" --json "$WORK/module.json" \
+  >/dev/null
+"$WORK/venv/bin/python" - "$WORK/script.json" "$WORK/module.json" <<'PY'
+import json
+import sys
+
+counts = []
+for path in sys.argv[1:]:
+    report = json.load(open(path))
+    assert report["passed"] and report["versions"]["torch"] is None, report["versions"]
+    assert all(r["latency"]["count"] == 3 for r in report["results"]), path
+    counts.append(len(report["results"]))
+print(f"bench in a minimal venv: {counts[0]} results (edgegen-runtime bench), "
+      f"{counts[1]} results (python -m edgegen.runtime.bench), torch not installed")
 PY

@@ -1,7 +1,7 @@
 """Serve the browser example: ``python examples/web/serve.py BUNDLE [--port N] [--public-key K]``.
 
-Serves ``examples/`` (the page under ``/web/``, the shared JavaScript under ``/js/``,
-onnxruntime-web and ajv from ``/web/node_modules/``), the bundle under ``/bundle/``, the one JSON
+Serves ``examples/`` (the page under ``/web/``; the edgegen-runtime package, onnxruntime-web and
+ajv from ``/web/node_modules/``), the bundle under ``/bundle/``, the one JSON
 Schema of the manifest under ``/schema/bundle.schema.json`` (the file edgegen's Python package
 ships — never a copy) and, with ``--public-key``, that PEM under ``/public_key.pem`` (open the
 page with ``?public_key=/public_key.pem`` to check the bundle's signature), on 127.0.0.1 only.
@@ -11,6 +11,9 @@ under ``/bundle/`` it serves regular files only — never a symbolic link (at an
 special file, a folder listing, or a path that leaves the bundle — and the page fetches only
 what the manifest lists, checking each file's sha256.
 A test passes ``on_report``: the page then POSTs its results to ``/report`` (see app.mjs).
+``make_server(root=..., bundles={name: path}, files={url: path})`` serves another folder (the
+package's own browser test: a fresh install of the packed npm package), several bundles under
+``/bundles/NAME/`` and single files, by the same rules.
 Standard library only, so it runs wherever Python does.
 """
 
@@ -34,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 EXAMPLES = Path(__file__).resolve().parent.parent
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
          ".json": "application/json", ".onnx": "application/octet-stream",
-         ".pb": "application/octet-stream"}
+         ".pb": "application/octet-stream", ".ort": "application/octet-stream"}
 MAX_REPORT = 16 << 20
 SCHEMA_NAME = "bundle.schema.json"
 
@@ -59,19 +62,28 @@ class Handler(SimpleHTTPRequestHandler):
 
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **TYPES}
 
-    def __init__(self, *args: Any, bundle: Path, on_report: Callable[[Any], None] | None,
-                 public_key: Path | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bundle: Path | None, on_report: Callable[[Any], None] | None,
+                 public_key: Path | None = None, root: Path = EXAMPLES,
+                 bundles: dict[str, Path] | None = None, files: dict[str, Path] | None = None,
+                 **kwargs: Any) -> None:
         self.bundle = bundle
         self.on_report = on_report
         self.public_key = public_key
-        super().__init__(*args, directory=str(EXAMPLES), **kwargs)
+        self.bundles = bundles or {}
+        self.files = files or {}
+        super().__init__(*args, directory=str(root), **kwargs)
 
     def send_head(self) -> Any:
         """The bundle's files, the schema and the public key by the rules in the module doc;
         everything else as a static file server."""
         parts = [p for p in posixpath.normpath(unquote(urlsplit(self.path).path)).split("/") if p]
-        if parts[:1] == ["bundle"]:
+        if parts[:1] == ["bundle"] and self.bundle is not None:
             return self._send_regular(self.bundle, parts[1:])
+        if parts[:1] == ["bundles"] and len(parts) > 2 and parts[1] in self.bundles:
+            return self._send_regular(self.bundles[parts[1]], parts[2:])
+        if "/".join(parts) in self.files:
+            file = self.files["/".join(parts)]
+            return self._send_regular(file.parent, [file.name])
         if parts == ["schema", SCHEMA_NAME]:
             return self._send_regular(schema_file().parent, [SCHEMA_NAME])
         if parts == ["public_key.pem"] and self.public_key is not None:
@@ -122,7 +134,7 @@ class Handler(SimpleHTTPRequestHandler):
 
         ``normpath`` has already collapsed every ``..``, so neither root can be left."""
         parts = [p for p in posixpath.normpath(unquote(urlsplit(path).path)).split("/") if p]
-        if parts[:1] == ["bundle"]:
+        if parts[:1] == ["bundle"] and self.bundle is not None:
             return str(self.bundle.joinpath(*parts[1:]))
         return super().translate_path(path)
 
@@ -147,16 +159,28 @@ class Handler(SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(bundle: str | Path, port: int = 0,
-                on_report: Callable[[Any], None] | None = None,
-                public_key: str | Path | None = None) -> ThreadingHTTPServer:
-    """A server on 127.0.0.1 (``port=0``: any free port), not yet serving."""
-    bundle = Path(bundle).resolve()
+def _bundle_dir(path: str | Path) -> Path:
+    bundle = Path(path).resolve()
     if not (bundle / "manifest.json").is_file():
         raise SystemExit(f"{bundle} has no manifest.json: expected a bundle made by edgegen export")
+    return bundle
+
+
+def make_server(bundle: str | Path | None, port: int = 0,
+                on_report: Callable[[Any], None] | None = None,
+                public_key: str | Path | None = None, *, root: str | Path = EXAMPLES,
+                bundles: dict[str, str | Path] | None = None,
+                files: dict[str, str | Path] | None = None) -> ThreadingHTTPServer:
+    """A server on 127.0.0.1 (``port=0``: any free port), not yet serving: ``root`` at ``/``,
+    ``bundle`` at ``/bundle/``, each of ``bundles`` at ``/bundles/NAME/``, each of ``files`` at
+    its URL path (``{"cases.json": path}``)."""
+    one = _bundle_dir(bundle) if bundle is not None else None
+    many = {name: _bundle_dir(p) for name, p in (bundles or {}).items()}
     schema_file()  # fail now, not on the page's first request
     key = Path(public_key).resolve() if public_key is not None else None
-    handler = partial(Handler, bundle=bundle, on_report=on_report, public_key=key)
+    handler = partial(Handler, bundle=one, on_report=on_report, public_key=key,
+                      root=Path(root).resolve(), bundles=many,
+                      files={k.strip("/"): Path(v).resolve() for k, v in (files or {}).items()})
     return ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 

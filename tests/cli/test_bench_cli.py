@@ -76,3 +76,27 @@ def test_a_contender_that_fails_makes_bench_exit_1(tiny_bundle: Path, tmp_path: 
     assert data["passed"] is False and "edgegen/fp16/cpu batch 2" in data["failures"]
     assert {(r["variant"], r["batch"]) for r in data["results"]} == {
         ("fp32", 1), ("fp32", 2), ("fp16", 1)}
+
+
+def test_from_json_puts_a_device_report_beside_the_workstations(tiny_bundle: Path,
+                                                                tmp_path: Path) -> None:
+    """`--from-json` measures nothing: it reads `edgegen bench --json` and the on-device bench's
+    JSON (edgegen.runtime.bench, the same shape) and shows their rows side by side."""
+    from edgegen.runtime.bench import main as device_bench
+
+    work, dev = tmp_path / "workstation.json", tmp_path / "device.json"
+    res = runner.invoke(app, ["bench", str(tiny_bundle), "--batch", "1", "--peers", "none",
+                              "--precision", "fp32", *FAST, "--no-matmul", "--json", str(work)])
+    assert res.exit_code == 0, res.output
+    assert device_bench([str(tiny_bundle), "--batch", "1,2", "--variant", "fp32", *FAST,
+                         "--json", str(dev)]) == 0
+    res = runner.invoke(app, ["bench", "--from-json", str(work), "--from-json", str(dev)])
+    assert res.exit_code == 0, res.output
+    assert "[1] " in res.output and "edgegen bench ·" in res.output
+    assert "[2] " in res.output and "edgegen-runtime bench (python)" in res.output
+    rows = [line for line in res.output.splitlines() if "│" in line]
+    assert sum("[2]" in r for r in rows) == 2 and sum("[1]" in r for r in rows) == 2  # batch 2: —
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"results": [{"variant": "fp32"}]}')
+    res = runner.invoke(app, ["bench", "--from-json", str(bad)])
+    assert res.exit_code == 2 and "is not a bench report" in res.output, res.output

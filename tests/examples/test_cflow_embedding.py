@@ -1,16 +1,17 @@
-"""examples/node and examples/web, unchanged, on a cflow bundle: model.onnx keeps the contract
-(the sampler is unrolled inside it), so both pass its goldens and reproduce Python's bytes."""
+"""examples/node and examples/web (users of the edgegen-runtime package) on a cflow bundle:
+model.onnx keeps the contract (the sampler is unrolled inside it), so both pass its goldens and
+reproduce Python's bytes."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edgegen.runtime import Generator
-from tests.examples.test_web import run_page
 
 PAIRS = [(0, 0), (3, 2**64 - 1), (7, 42), (8, 2**53 + 1), (9, 31337)]
 
@@ -36,8 +37,8 @@ def test_node_passes_the_cflow_goldens_and_gives_python_bytes(
 
 
 def test_browser_canvas_shows_python_bytes_for_cflow(
-        web_example: Path, chromium: str, tiny_cflow_bundle: Path, tmp_path: Path) -> None:
-    report = run_page(chromium, tiny_cflow_bundle, tmp_path, pairs=_pairs())
+        web_example: Path, open_page: Any, tiny_cflow_bundle: Path) -> None:
+    report = open_page(tiny_cflow_bundle, pairs=_pairs())
     assert "error" not in report, report
     g = Generator.load(tiny_cflow_bundle)
     assert [(r["label"], int(r["seed"])) for r in report["results"]] == PAIRS

@@ -1,4 +1,5 @@
-"""examples/node enforces Python's rules (issue 15, case 8): the same JSON Schema file (ajv), no
+"""examples/node (through the edgegen-runtime package) enforces Python's rules (issue 15, case 8):
+the same JSON Schema file (ajv), no
 unlisted file, no variant without ``file``, no symbolic link, every sha256 — and, with a public
 key, the signature (case 3): a consistently tampered signed bundle is refused."""
 
@@ -55,11 +56,11 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "golden/ linked outside": (_symlink_out("golden"), "symbolic link"),
     "README.md linked outside": (_symlink_out("README.md"), "symbolic link"),
     "files as a list": (_edit(lambda m: m.update(files=sorted(m["files"]))),
-                        "$.files: must be object"),
+                        "$.files is an array, expected object"),
     "an absolute path": (_edit(lambda m: m["variants"]["fp16"].update(file="/etc/passwd")),
-                         "$.variants.fp16.file leaves the bundle"),
+                         "at $.variants.fp16.file leaves the bundle"),
     "z_dim 'abc'": (_edit(lambda m: m["generator"].update(z_dim="abc")),
-                    "$.generator.z_dim: must be integer"),
+                    "$.generator.z_dim is a string, expected integer"),
     "nesting 200,000 deep": (lambda r: (r / "manifest.json").write_bytes(
         b"[" * 200_000 + b"]" * 200_000), "nests arrays/objects more than 32 deep"),
     "not UTF-8": (lambda r: (r / "manifest.json").write_bytes(

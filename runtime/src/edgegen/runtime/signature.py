@@ -14,7 +14,7 @@ unsigned or differing bundle, and the runtime cannot import the export layer. ``
 load — the one optional import of the runtime besides numpy, onnxruntime and jsonschema,
 declared in the import-linter contract; ``import edgegen.runtime`` never imports it, and a
 runtime without it works until a public key is given. The Node and browser readers verify the
-same ``bundle.sig`` with their platform's ECDSA (``examples/js/edgegen.mjs``).
+same ``bundle.sig`` with their platform's ECDSA (the npm package, ``js/src/signature.js``).
 """
 
 from __future__ import annotations

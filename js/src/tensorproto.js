@@ -1,6 +1,8 @@
-// A tiny reader of ONNX TensorProto files (the golden input_K.pb / output_0.pb), so the example
+// A tiny reader of ONNX TensorProto files (the golden input_K.pb / output_0.pb), so the package
 // needs no protobuf package. Fields read (onnx.proto): dims = 1, data_type = 2, float_data = 4,
 // int64_data = 7, name = 8, raw_data = 9; every other field is skipped by its wire type.
+
+import { BundleError } from "./errors.js";
 
 const FLOAT = 1;
 const INT64 = 7;
@@ -12,16 +14,16 @@ function reader(bytes) {
     let result = 0n;
     let shift = 0n;
     for (;;) {
-      if (pos >= bytes.length) throw new Error("truncated varint");
+      if (pos >= bytes.length) throw new BundleError("truncated varint");
       const b = bytes[pos++];
       result |= BigInt(b & 0x7f) << shift;
       if (!(b & 0x80)) return result;
       shift += 7n;
-      if (shift > 63n) throw new Error("varint longer than 64 bits");
+      if (shift > 63n) throw new BundleError("varint longer than 64 bits");
     }
   };
   const take = (n) => {
-    if (pos + n > bytes.length) throw new Error("truncated field");
+    if (pos + n > bytes.length) throw new BundleError("truncated field");
     const out = bytes.subarray(pos, pos + n);
     pos += n;
     return out;
@@ -62,7 +64,7 @@ export function readTensor(bytes) {
     } else if (wire === 1) {
       r.take(8);
     } else {
-      throw new Error(`unsupported protobuf wire type ${wire} at byte ${r.at()}`);
+      throw new BundleError(`unsupported protobuf wire type ${wire} at byte ${r.at()}`);
     }
   }
   return { name: tensor.name, dataType: tensor.dataType, dims: tensor.dims, data: decode(tensor) };
@@ -78,15 +80,15 @@ function decode(t) {
     data = t.raw ? littleEndian(t.raw, 8, (dv, i) => dv.getBigInt64(i, true), BigInt64Array)
       : BigInt64Array.from(t.ints);
   } else {
-    throw new Error(`tensor ${t.name}: data_type ${t.dataType} is not float (1) or int64 (7)`);
+    throw new BundleError(`tensor ${t.name}: data_type ${t.dataType} is not float (1) or int64 (7)`);
   }
-  if (data.length !== count) throw new Error(`tensor ${t.name}: ${data.length} values for dims [${t.dims}]`);
+  if (data.length !== count) throw new BundleError(`tensor ${t.name}: ${data.length} values for dims [${t.dims}]`);
   return data;
 }
 
 function littleEndian(raw, size, get, Kind) {
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const out = new Kind(raw.length / size);
+  const out = new Kind(Math.floor(raw.length / size));
   for (let i = 0; i < out.length; i++) out[i] = get(dv, i * size);
   return out;
 }
