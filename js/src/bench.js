@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 
 import { ConfigError } from "./errors.js";
 import { latent } from "./latent.js";
+import { sessionOptionsFor } from "./generator.js";
 import { loadBundle } from "./node.js";
 
 export const SOURCE = "edgegen-runtime bench (node)";
@@ -163,7 +164,7 @@ async function contender(g, cfg, variant, batch, options) {
   const file = g.modelFile(variant);
   const bytes = await g.read(file); // the checked bytes: what was hashed is what runs
   let t0 = now();
-  const session = await g.ort.InferenceSession.create(bytes, options);
+  const session = await g.ort.InferenceSession.create(bytes, sessionOptionsFor(file, options));
   const createS = Number(now() - t0) / 1e9;
   const [zName, labelName] = session.inputNames;
   const feeds = {

@@ -13,6 +13,19 @@ import { DENOISER_IO, sample } from "./sampler.js";
 export const GUARD = { maxRetries: 4, minProb: 0.5 }; // edgegen.runtime.guard's defaults
 export const FORMATS = ["onnx", "ort"];
 
+/**
+ * ONNX Runtime's session options for the model file ``rel``. An ORT-format model (``.ort``, the
+ * Runtime optimization style ``edgegen export --ort-format`` writes) gets its saved runtime
+ * optimizations replayed (``session.enable_saved_runtime_optimizations``, off by default in ONNX
+ * Runtime for untrusted models), as the Python runtime does: the bytes are the ones the manifest
+ * lists by sha256, and without the replay the int8 model runs unfused and gives other bytes.
+ */
+export function sessionOptionsFor(rel, options = {}) {
+  if (!String(rel).endsWith(".ort")) return options;
+  const extra = options.extra ?? {};
+  return { ...options, extra: { ...extra, session: { ...(extra.session ?? {}), enable_saved_runtime_optimizations: "1" } } };
+}
+
 /** Row-wise softmax of logits [n * c] (doubles). */
 export function softmaxRows(logits, n, c) {
   const out = new Float64Array(n * c);
@@ -103,7 +116,7 @@ export class Generator {
     const bytes = await this._read(rel);
     let session;
     try {
-      session = await this.ort.InferenceSession.create(bytes, this._options);
+      session = await this.ort.InferenceSession.create(bytes, sessionOptionsFor(rel, this._options));
     } catch (err) {
       const orf = this.manifest.ort_format;
       const hint = this.format === "ort" && orf

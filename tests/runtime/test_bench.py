@@ -22,13 +22,13 @@ QUICK = ["--iters", "6", "--rounds", "2", "--warmup-iters", "3", "--warmup-s", "
 
 def test_bench_times_every_variant_and_batch_in_bench_reports_shape(tiny_bundle: Path,
                                                                     tmp_path: Path) -> None:
-    from edgegen.benchmarks.results import BenchReport, BenchResult, read_report
+    from edgegen.benchmarks.results import BenchReport, BenchResult, load_report
     from edgegen.benchmarks.stats import LatencyStats
 
     out = tmp_path / "device.json"
     assert device.main([str(tiny_bundle), "--batch", "1,3", *QUICK, "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert set(data) - {"source"} == {"passed"} | {f.name for f in dataclasses.fields(BenchReport)}
+    assert set(data) == {"passed"} | {f.name for f in dataclasses.fields(BenchReport)}
     assert data["passed"] and data["source"] == "edgegen-runtime bench (python)"
     assert [(r["variant"], r["batch"]) for r in data["results"]] \
         == [(v, b) for b in (1, 3) for v in ("fp32", "fp16", "int8")]
@@ -44,8 +44,10 @@ def test_bench_times_every_variant_and_batch_in_bench_reports_shape(tiny_bundle:
     assert m["cpu"] and m["usable_cores"] >= 1 and "CPUExecutionProvider" in m["providers"]
     assert set(m["isa"]) == {"avx2", "avx512", "neon", "sve"} and len(m["load_average"]) == 3
     assert data["versions"]["onnxruntime_module"] and data["noise"]["thresholds"]
-    back = read_report(out)  # the toolchain's reader (edgegen bench --from-json)
-    assert set(back.rows) == {("edgegen", v, b) for b in (1, 3) for v in ("fp32", "fp16", "int8")}
+    back = load_report(out)  # the toolchain's reader (edgegen bench --from-json)
+    assert {(r.contender, r.variant, r.batch) for r in back.results} == \
+        {("edgegen", v, b) for b in (1, 3) for v in ("fp32", "fp16", "int8")}
+    assert back.source == data["source"] != "edgegen bench"
 
 
 def test_defaults_and_noise_thresholds_are_the_toolchains(tiny_bundle: Path) -> None:

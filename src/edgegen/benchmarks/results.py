@@ -177,6 +177,7 @@ class BenchReport(Report):
     command: str = ""
     architecture: str | None = None  # the bundle's generator family (which targets apply)
     targets: list[Target] = field(default_factory=list)  # --target: each one asked for, judged
+    source: str = "edgegen bench"  # or the on-device reader (edgegen.runtime.bench, Node's)
 
     @property
     def passed(self) -> bool:
@@ -214,8 +215,13 @@ def load_report(path: str | Path) -> BenchReport:
                           "output of `edgegen bench`") from exc
     if not isinstance(data, dict) or "results" not in data:
         raise ConfigError(f"{path} is not a bench report (no 'results'); pass the --json "
-                          "output of `edgegen bench`")
-    return BenchReport.from_dict(data)
+                          "output of `edgegen bench` or of `edgegen-runtime bench`")
+    try:
+        return BenchReport.from_dict(data)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path} is not a bench report ({type(exc).__name__}: "
+                          f"{str(exc)[:200]}); pass the --json output of `edgegen bench` or "
+                          "of `edgegen-runtime bench`") from None
 
 
 
@@ -244,41 +250,6 @@ def from_jsonable(tp: Any, value: Any) -> Any:
     if tp is Path:
         return Path(value)
     return value
-
-@dataclass(frozen=True)
-class SavedReport:
-    """A bench report read back from its JSON: ``edgegen bench --json``, or an on-device bench
-    (``edgegen-runtime bench`` in Python or Node), whose rows are ``edgegen`` contenders."""
-
-    path: Path
-    source: str  # "edgegen bench" or the device reader's ``source``
-    machine: dict[str, Any]
-    versions: dict[str, Any]
-    noisy: bool | None
-    rows: dict[tuple[str, str, int], dict[str, Any]]  # (contender, variant, batch) -> latency
-
-
-def read_report(path: str | Path) -> SavedReport:
-    """The report at ``path``, or a ConfigError saying what is wrong with it."""
-    import json
-
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        rows = {(str(r["contender"]), str(r["variant"]), int(r["batch"])): dict(r["latency"])
-                for r in data["results"]}
-        for lat in rows.values():
-            float(lat["p50_ms"]), float(lat["p99_ms"]), float(lat["images_per_s"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--from-json {path} is not a bench report ({type(exc).__name__}: "
-                          f"{str(exc)[:200]}); pass the --json of `edgegen bench` or of "
-                          "`edgegen-runtime bench`") from None
-    noise = data.get("noise") or {}
-    return SavedReport(path=path, source=str(data.get("source", "edgegen bench")),
-                       machine=dict(data.get("machine") or {}),
-                       versions=dict(data.get("versions") or {}),
-                       noisy=noise.get("noisy") if isinstance(noise, dict) else None, rows=rows)
-
 
 def validate(cfg: BenchConfig) -> None:
     if cfg.provider not in PROVIDERS:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgegen.benchmarks.results import BenchConfig, BenchReport, SavedReport
+from edgegen.benchmarks.results import BenchConfig, BenchReport
 from edgegen.cli.common import console, csv_option, err_console, errors_to_exit, progress_display
 from edgegen.core.errors import CheckFailed, ConfigError, OutputError
 from edgegen.core.fileio import check_output_file, save_report
@@ -127,9 +127,9 @@ def bench_command(
     or, with --url, a served endpoint beside the in-process session."""
     if from_json:
         with errors_to_exit():
-            from edgegen.benchmarks.results import read_report
+            from edgegen.benchmarks.results import load_report
 
-            render_saved([read_report(p) for p in from_json])
+            render_saved([load_report(p) for p in from_json], from_json)
         return
     with errors_to_exit():
         _check_paths(json_out, plot, eval_report)
@@ -207,30 +207,32 @@ def _gate(report: BenchReport) -> None:
             f"{t.name} {t.verdict} ({t.detail})" for t in missed))
 
 
-def render_saved(reports: list[SavedReport]) -> None:
+def render_saved(reports: list[BenchReport], paths: list[Path]) -> None:
     """Saved reports side by side (a device beside the workstation): p50, p99 and img/s per
     (contender, variant, batch), and each report's p50 against the first one's."""
-    for i, r in enumerate(reports, 1):
+    for i, (r, path) in enumerate(zip(reports, paths), 1):
         m = r.machine
         ort = r.versions.get("onnxruntime") or r.versions.get("onnxruntime-node")
         load = ", ".join(f"{x:.1f}" for x in m.get("load_average") or [])
-        console.print(f"[{i}] {r.path}: {r.source} · {m.get('cpu')} · {m.get('usable_cores')} "
+        console.print(f"[{i}] {path}: {r.source} · {m.get('cpu')} · {m.get('usable_cores')} "
                       f"cores · onnxruntime {ort} · load {load}"
-                      + (" · NOISY" if r.noisy else ""), highlight=False, soft_wrap=True)
+                      + (" · NOISY" if r.noise and r.noise.noisy else ""), highlight=False,
+                      soft_wrap=True)
+    rows = [{(x.contender, x.variant, x.batch): x.latency for x in r.results} for r in reports]
     table = Table(title="saved bench reports side by side")
     for col in ("contender", "variant", "batch", "report", "p50 ms", "p99 ms", "img/s",
                 "p50 × [1]"):
         table.add_column(col, justify="left" if col in ("contender", "variant") else "right",
                          no_wrap=True)
-    for key in dict.fromkeys(k for r in reports for k in r.rows):
-        first = reports[0].rows.get(key)
-        for i, r in enumerate(reports, 1):
-            lat = r.rows.get(key)
-            ratio = first["p50_ms"] / lat["p50_ms"] if first and lat and i > 1 else None
+    for key in dict.fromkeys(k for r in rows for k in r):
+        first = rows[0].get(key)
+        for i, r in enumerate(rows, 1):
+            lat = r.get(key)
+            ratio = first.p50_ms / lat.p50_ms if first and lat and i > 1 else None
             table.add_row(key[0] if i == 1 else "", key[1] if i == 1 else "",
                           str(key[2]) if i == 1 else "", f"[{i}]",
-                          _f(lat and lat["p50_ms"], ".3f"), _f(lat and lat["p99_ms"], ".3f"),
-                          _f(lat and lat["images_per_s"], ",.0f"), _f(ratio, ".2f"))
+                          _f(lat and lat.p50_ms, ".3f"), _f(lat and lat.p99_ms, ".3f"),
+                          _f(lat and lat.images_per_s, ",.0f"), _f(ratio, ".2f"))
     console.print(table)
     console.print("p50 × [1]: report 1's p50 ÷ this report's (above 1: faster than [1]). "
                   "Numbers from different machines or loads compare only as well as their "

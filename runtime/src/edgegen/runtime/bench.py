@@ -104,6 +104,8 @@ class DeviceBenchReport:
     started: str = ""
     wall_s: float = 0.0
     command: str = ""
+    architecture: str | None = None  # the bundle's generator family
+    targets: list[Any] = field(default_factory=list)  # none are judged on the device
     source: str = SOURCE
 
     @property
@@ -420,6 +422,7 @@ def bench(cfg: DeviceBenchConfig, say: Callable[[str], None] | None = None
     spec = ProviderSpec(name=cfg.provider, intra_op_threads=threads, spinning=cfg.spinning)
     report = DeviceBenchReport(
         bundle=str(cfg.bundle), provider=cfg.provider,
+        architecture=(bundle.manifest.get("generator") or {}).get("architecture"),
         config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         machine=machine_facts(), versions=versions(),
         threads={"budget": threads, "usable_cores": usable_cores(),
