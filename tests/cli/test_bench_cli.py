@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +48,14 @@ def test_bad_requests_exit_2(tiny_bundle: Path, tmp_path: Path) -> None:
     _fails([str(tmp_path / "nowhere")], "does not exist")
 
 
-def test_a_contender_that_fails_makes_bench_exit_1(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_a_contender_that_fails_makes_bench_exit_1(tiny_bundle: Path, tmp_path: Path,
+                                                   copy_bundle: Callable[..., Path],
+                                                   rehash: Callable[[Path, str], None]) -> None:
     """A variant that runs at batch 1 but breaks at batch 2 (a Reshape to a fixed batch): the
     report records the failure, the other rows are still shown, and the exit code is 1."""
     import onnx
     from onnx import helper
 
-    from tests.export.test_verify import copy_bundle, rehash
 
     bundle = copy_bundle(tiny_bundle, tmp_path / "b", None)
     model = onnx.load(str(bundle / "model.fp16.onnx"))

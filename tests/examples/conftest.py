@@ -7,13 +7,19 @@ would download GPU binaries, and its CPU binaries ship in the package).
 
 from __future__ import annotations
 
+import importlib.util
+import queue
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SERVE = EXAMPLES / "web" / "serve.py"  # the page's server (also the tests')
 
 
 def _npm_ci(folder: Path, *packages: str) -> Path:
@@ -51,3 +57,62 @@ def chromium() -> str:
         if path:
             return path
     pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
+
+
+# --------------------------------------------------------------------------- the web page
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+         "--remote-debugging-port=0"]  # keeps the headless browser open until it is stopped
+
+
+def _serve_module() -> Any:
+    spec = importlib.util.spec_from_file_location("edgegen_web_serve", SERVE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_page(chromium: str, bundle: Path, tmp_path: Path, timeout: float = 180,
+             key_file: Path | None = None, **query: str) -> dict[str, Any]:
+    """Open the page on ``bundle`` with ``query`` and return what it reports (``key_file``: a
+    PEM served at /public_key.pem; ``public_key="/public_key.pem"`` in the query uses it)."""
+    serve = _serve_module()
+    reports: queue.Queue[dict[str, Any]] = queue.Queue()
+    server = serve.make_server(bundle, 0, reports.put, public_key=key_file)
+    serve.serve_in_thread(server)
+    url = (f"http://127.0.0.1:{server.server_address[1]}/web/?"
+           + urlencode({**query, "report": "/report"}))
+    log = tmp_path / "chromium.log"
+    profile = tmp_path / "profile"
+    with log.open("wb") as out:
+        browser = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", url],
+                                   stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return reports.get(timeout=timeout)
+        except queue.Empty:
+            tail = log.read_text(errors="replace")[-3000:]
+            pytest.fail(f"the page reported nothing within {timeout:.0f} s ({url}); "
+                        f"chromium said:\n{tail}")
+        finally:
+            browser.terminate()
+            try:
+                browser.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                browser.kill()
+                browser.wait()
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture(scope="session")
+def web_serve() -> Any:
+    """examples/web/serve.py as a module (``make_server``, ``serve_in_thread``)."""
+    return _serve_module()
+
+
+@pytest.fixture(scope="session")
+def run_page() -> Callable[..., dict[str, Any]]:
+    """``run_page(chromium, bundle, tmp_path, timeout=180, key_file=None, **query)``: see
+    ``_run_page``."""
+    return _run_page

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from edgegen.runtime import Generator
-from tests.examples.test_web import run_page
 
 PAIRS = [(0, 0), (3, 2**64 - 1), (7, 42), (8, 2**53 + 1), (9, 31337)]
 
@@ -36,7 +36,8 @@ def test_node_passes_the_cflow_goldens_and_gives_python_bytes(
 
 
 def test_browser_canvas_shows_python_bytes_for_cflow(
-        web_example: Path, chromium: str, tiny_cflow_bundle: Path, tmp_path: Path) -> None:
+        web_example: Path, chromium: str, tiny_cflow_bundle: Path, tmp_path: Path,
+        run_page: Callable[..., dict]) -> None:
     report = run_page(chromium, tiny_cflow_bundle, tmp_path, pairs=_pairs())
     assert "error" not in report, report
     g = Generator.load(tiny_cflow_bundle)

@@ -7,66 +7,19 @@ canvas holds (and the evaluator's verdict) back to the server, so no browser dri
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import queue
 import shutil
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import onnxruntime as ort
-import pytest
 
 from edgegen.runtime import Generator
 from edgegen.runtime.guard import softmax
 
-SERVE = Path(__file__).resolve().parents[2] / "examples" / "web" / "serve.py"
 PAIRS = [(0, 0), (1, 1), (2, 42), (3, 2**64 - 1), (4, 1234567890123), (5, 7), (6, 99),
          (7, 42), (8, 2**53 + 1), (9, 31337)]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-         "--remote-debugging-port=0"]  # keeps the headless browser open until it is stopped
-
-
-def _serve_module() -> Any:
-    spec = importlib.util.spec_from_file_location("edgegen_web_serve", SERVE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_page(chromium: str, bundle: Path, tmp_path: Path, timeout: float = 180,
-             key_file: Path | None = None, **query: str) -> dict[str, Any]:
-    """Open the page on ``bundle`` with ``query`` and return what it reports (``key_file``: a
-    PEM served at /public_key.pem; ``public_key="/public_key.pem"`` in the query uses it)."""
-    serve = _serve_module()
-    reports: queue.Queue[dict[str, Any]] = queue.Queue()
-    server = serve.make_server(bundle, 0, reports.put, public_key=key_file)
-    serve.serve_in_thread(server)
-    url = (f"http://127.0.0.1:{server.server_address[1]}/web/?"
-           + urlencode({**query, "report": "/report"}))
-    log = tmp_path / "chromium.log"
-    profile = tmp_path / "profile"
-    with log.open("wb") as out:
-        browser = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", url],
-                                   stdout=out, stderr=subprocess.STDOUT)
-        try:
-            return reports.get(timeout=timeout)
-        except queue.Empty:
-            tail = log.read_text(errors="replace")[-3000:]
-            pytest.fail(f"the page reported nothing within {timeout:.0f} s ({url}); "
-                        f"chromium said:\n{tail}")
-        finally:
-            browser.terminate()
-            try:
-                browser.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                browser.kill()
-                browser.wait()
-            server.shutdown()
-            server.server_close()
 
 
 def _pairs() -> str:
@@ -74,7 +27,8 @@ def _pairs() -> str:
 
 
 def test_canvas_shows_python_bytes_and_the_evaluator_verdict(
-        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path) -> None:
+        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path,
+        run_page: Callable[..., dict]) -> None:
     report = run_page(chromium, tiny_bundle, tmp_path, pairs=_pairs())
     assert "error" not in report, report
     results = report["results"]
@@ -94,7 +48,8 @@ def test_canvas_shows_python_bytes_and_the_evaluator_verdict(
 
 
 def test_guarded_canvas_replays_the_python_guard(web_example: Path, chromium: str,
-                                                 tiny_bundle: Path, tmp_path: Path) -> None:
+                                                 tiny_bundle: Path, tmp_path: Path,
+                                                 run_page: Callable[..., dict]) -> None:
     report = run_page(chromium, tiny_bundle, tmp_path, pairs=_pairs(), guard="1",
                       variant="int8")
     assert "error" not in report, report
@@ -109,7 +64,8 @@ def test_guarded_canvas_replays_the_python_guard(web_example: Path, chromium: st
 
 
 def test_page_refuses_a_model_whose_sha256_does_not_match(
-        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path) -> None:
+        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path,
+        run_page: Callable[..., dict]) -> None:
     root = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
     data = bytearray((root / "model.onnx").read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -134,9 +90,9 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_server_serves_only_regular_files_of_the_bundle_and_the_one_schema(
-        tiny_bundle: Path, tmp_path: Path) -> None:
+        tiny_bundle: Path, tmp_path: Path, web_serve: Any) -> None:
     """A browser cannot see links or list folders: serve.py refuses them for it."""
-    serve = _serve_module()
+    serve = web_serve
     root = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
     outside = tmp_path / "secret.txt"
     outside.write_text("not yours")
@@ -165,7 +121,8 @@ def test_server_serves_only_regular_files_of_the_bundle_and_the_one_schema(
 
 
 def test_page_validates_the_manifest_with_the_one_schema(
-        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path) -> None:
+        web_example: Path, chromium: str, tiny_bundle: Path, tmp_path: Path,
+        run_page: Callable[..., dict]) -> None:
     root = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
     manifest = json.loads((root / "manifest.json").read_text())
     del manifest["variants"]["fp16"]["file"]  # a variant without file
@@ -177,9 +134,8 @@ def test_page_validates_the_manifest_with_the_one_schema(
 
 def test_page_checks_the_signature_with_a_public_key(
         web_example: Path, chromium: str, signed_bundle: Path, signing_keys: dict[str, Path],
-        tmp_path: Path) -> None:
-    from tests.export.test_signing import tamper_consistently
-
+        tmp_path: Path, tamper_consistently: Callable[[Path, str], None],
+        run_page: Callable[..., dict]) -> None:
     report = run_page(chromium, signed_bundle, tmp_path, key_file=signing_keys["public"],
                       pairs="7:42", public_key="/public_key.pem")
     assert "error" not in report, report
