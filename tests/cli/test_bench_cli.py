@@ -7,9 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
+from edgegen.runtime.providers import available
 
 runner = CliRunner()
 FAST = ["--iters", "3", "--warmup-iters", "1", "--warmup-s", "0", "--rounds", "1",
@@ -36,10 +38,15 @@ def _fails(args: list[str], match: str) -> None:
     assert match in res.output and "Traceback" not in res.output
 
 
+def test_an_absent_provider_exits_2(tiny_bundle: Path) -> None:
+    if "CUDAExecutionProvider" in available():
+        pytest.skip("this machine has the CUDA provider: nothing to refuse")
+    _fails([str(tiny_bundle), "--provider", "cuda", *FAST], "available: ")
+    _fails([str(tiny_bundle), "--provider", "cuda", *FAST], "CPUExecutionProvider")
+
+
 def test_bad_requests_exit_2(tiny_bundle: Path, tmp_path: Path) -> None:
     b = str(tiny_bundle)
-    _fails([b, "--provider", "cuda", *FAST], "available: ")
-    _fails([b, "--provider", "cuda", *FAST], "CPUExecutionProvider")
     _fails([b, "--provider", "gpu9000"], "unknown provider")
     _fails([b, "--peers", "tensorflow"], "unknown peer")
     _fails([b, "--batch", "1,x"], "comma-separated integers")
