@@ -68,6 +68,16 @@ def _run(cmd: list[str | Path], cwd: Path, timeout: float = 300,
     return done
 
 
+def _build_output_in_checkout() -> dict[str, int]:
+    """What setuptools writes when it builds in place (the editable install's egg-info is there
+    already): every such file and folder -> its mtime."""
+    found = []
+    for base in (ROOT, ROOT / "runtime"):
+        for top in [base / "build", base / "dist", *base.glob("src/*.egg-info")]:
+            found += [top, *top.rglob("*")] if top.exists() else []
+    return {str(p): p.stat().st_mtime_ns for p in found}
+
+
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Both wheels, built side by side by ``python -m build`` (isolated: each in a fresh build
@@ -80,6 +90,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copytree(ROOT / "src", toolchain / "src", ignore=COPY_IGNORE)
     shutil.copytree(ROOT / "runtime", work / "runtime", ignore=COPY_IGNORE)
     dist = work / "dist"
+    before = _build_output_in_checkout()
     builds = [subprocess.Popen([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist),
                                 str(src)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=_env())
@@ -89,7 +100,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         assert proc.returncode == 0, out[-4000:]
     found = {p.name.split("-")[0]: p for p in dist.glob("*.whl")}
     assert set(found) == {"edgegen", "edgegen_runtime"}, found
-    assert not list((ROOT / "src").glob("*.egg-info")) and not (ROOT / "build").exists()
+    assert _build_output_in_checkout() == before  # nothing written into the checkout
     return found
 
 
@@ -106,7 +117,7 @@ def test_runtime_wheel_alone_in_a_fresh_venv(wheels: dict[str, Path], tiny_bundl
     # the golden sets' inputs as .npy (the venv has no onnx to read TensorProto files)
     bundle, golden = load_bundle(tiny_bundle), tmp_path / "golden"
     golden.mkdir()
-    for k in range(len(bundle.golden_sets)):
+    for k in range(len(bundle.golden_sets())):
         inputs, output = bundle.golden_files(k)
         np.save(golden / f"z_{k}.npy", read_tensor(tiny_bundle / inputs[0]))
         np.save(golden / f"label_{k}.npy", read_tensor(tiny_bundle / inputs[1]))
@@ -127,7 +138,7 @@ def test_runtime_wheel_alone_in_a_fresh_venv(wheels: dict[str, Path], tiny_bundl
     assert got["installed"]["edgegen-runtime"] == runtime_version
     assert not Path(got["module"]).is_relative_to(ROOT)  # the wheel's copy, not runtime/src
     # the bundle's golden outputs, from the wheel's runtime in that venv
-    assert got["golden_sets"] == len(bundle.golden_sets) > 0
+    assert got["golden_sets"] == len(bundle.golden_sets()) > 0
     atol = bundle.manifest["golden"].get("suggested_atol", 1e-5)
     import onnxruntime  # noqa: I001 - the dev venv's, to compare versions
 
