@@ -64,7 +64,9 @@ class Cli:
                 self.proc.kill()
                 self.proc.wait()
         self.reader.join(timeout=10)
-        return code, "".join(self.lines)
+        # without the interpreter's import records (torch.onnx's own module names hold
+        # "torchscript"): what the command itself printed
+        return code, "".join(line for line in self.lines if not line.startswith("import time:"))
 
 
 def _written_after(path: Path, first: Path) -> bool:
