@@ -39,7 +39,7 @@ demo: setup
 # The layer contracts first (a violation fails fast and says which import), then the suite.
 test: setup
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=30
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,9 +1,19 @@
-"""Shared fixtures: small but real MNIST IDX files, and tiny trained runs."""
+"""Shared fixtures: small but real MNIST IDX files, tiny trained runs and bundles, and the
+helpers that edit bundle copies (tampering, lookup generators).
+
+Helpers shared by several test modules live here and reach tests as fixtures that return the
+helper (``def test_x(perturb_model): perturb_model(root, 1.01)``): a test module never imports
+from another test module or from a conftest.
+"""
 
 from __future__ import annotations
 
 import gzip
+import json
+import shutil
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +27,20 @@ from edgegen.training.torch_utils import pin_numerics_env
 pin_numerics_env()
 
 
-def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
+def _write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
     """Write ``array`` (uint8, 1 or 3 dims) as an MNIST IDX file."""
     magic = 0x0801 if array.ndim == 1 else 0x0803
     raw = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
     raw += array.astype(np.uint8).tobytes()
     path.write_bytes(gzip.compress(raw) if gz else raw)
     return path
+
+
+@pytest.fixture(scope="session")
+def write_idx() -> Callable[..., Path]:
+    """``write_idx(path, array, gz=True)``: ``array`` (uint8 ``[N]`` or ``[N, H, W]``) as an
+    MNIST IDX file (gzipped unless ``gz=False``); returns ``path``."""
+    return _write_idx
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +58,8 @@ def idx_dir(tmp_path_factory: pytest.TempPathFactory, real_digits) -> Path:
     """A flat folder holding only t10k files (like ../shared/data/mnist): 800 / 200 split."""
     folder = tmp_path_factory.mktemp("mnist")
     images, labels = real_digits
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
     return folder
 
 
@@ -217,3 +234,247 @@ def digits_evaluator(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path)
     train_evaluator(EvaluatorConfig(out=out, epochs=2, batch_size=64, width=8,
                                     data_dir=digits_dir))
     return out
+
+
+# --------------------------------------------------------------------------- editing bundle copies
+
+
+def _copy_bundle(src: Path, dst: Path, checkpoint: Path | None) -> Path:
+    """A private copy of a shared bundle; ``checkpoint`` (absolute) keeps PyTorch reachable
+    from wherever the copy lives (``None`` leaves the manifest's relative path as it is)."""
+    from edgegen.runtime.bundle import MANIFEST
+
+    shutil.copytree(src, dst)
+    if checkpoint is not None:
+        manifest = json.loads((dst / MANIFEST).read_text())
+        manifest["provenance"]["checkpoint"]["path"] = str(checkpoint.resolve())
+        (dst / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return dst
+
+
+def _rehash(bundle: Path, rel: str) -> None:
+    """Make the manifest agree with an edited file, as an attacker (or a careless tool) would."""
+    from edgegen.runtime.bundle import MANIFEST, file_entry
+
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"][rel] = file_entry(bundle / rel)
+    (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _perturb_model(bundle: Path, factor: float = 1.01, rel: str = "model.onnx") -> str:
+    """Scale the largest initializer of ``rel`` by ``factor`` (the manifest is left as it is);
+    return the initializer's name."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(bundle / rel))
+    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    scaled = (numpy_helper.to_array(init) * np.float32(factor)).astype(np.float32)
+    init.CopyFrom(numpy_helper.from_array(scaled, init.name))
+    onnx.save(model, str(bundle / rel))
+    return init.name
+
+
+def _edit_golden(bundle: Path, set_index: int, delta: float = 0.01) -> str:
+    """Move one pixel of one golden output; return the file's bundle-relative path."""
+    from edgegen.export.golden import read_tensor, write_tensor
+
+    rel = f"golden/test_data_set_{set_index}/output_0.pb"
+    image = read_tensor(bundle / rel).copy()  # [10, 1, 28, 28]
+    image[3, 0, 14, 14] += np.float32(delta)
+    write_tensor(bundle / rel, image, "image")
+    return rel
+
+
+def _tamper_consistently(root: Path, checkpoint: str) -> None:
+    """What a careful attacker does: a different model.onnx, goldens that it reproduces, a
+    checkpoint reference that no longer leads to the real PyTorch model (``"drop"``: removed,
+    otherwise another path), hashes that agree."""
+    import onnxruntime as ort
+
+    from edgegen.export.golden import read_tensor, write_tensor
+    from edgegen.runtime.bundle import MANIFEST, file_entry
+
+    _perturb_model(root, 1.05, "model.onnx")
+    session = ort.InferenceSession(str(root / "model.onnx"), providers=["CPUExecutionProvider"])
+    manifest = json.loads((root / MANIFEST).read_text())
+    changed = ["model.onnx"]
+    for entry in manifest["golden"]["sets"]:
+        d = root / entry["dir"]
+        z, label = read_tensor(d / "input_0.pb"), read_tensor(d / "input_1.pb")
+        write_tensor(d / "output_0.pb", session.run(["image"], {"z": z, "label": label})[0],
+                     "image")
+        changed.append(f"{entry['dir']}/output_0.pb")
+    if checkpoint == "drop":
+        del manifest["provenance"]["checkpoint"]
+    else:  # another path: the real checkpoint is no longer found
+        manifest["provenance"]["checkpoint"]["path"] = "../elsewhere/checkpoint.safetensors"
+    for rel in changed:
+        manifest["files"][rel] = file_entry(root / rel)
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+@pytest.fixture(scope="session")
+def copy_bundle() -> Callable[[Path, Path, Path | None], Path]:
+    """``copy_bundle(src, dst, checkpoint)``: see ``_copy_bundle``."""
+    return _copy_bundle
+
+
+@pytest.fixture(scope="session")
+def rehash() -> Callable[[Path, str], None]:
+    """``rehash(bundle, rel)``: the manifest's sha256 and size of ``rel`` made to agree."""
+    return _rehash
+
+
+@pytest.fixture(scope="session")
+def perturb_model() -> Callable[..., str]:
+    """``perturb_model(bundle, factor=1.01, rel="model.onnx")``: see ``_perturb_model``."""
+    return _perturb_model
+
+
+@pytest.fixture(scope="session")
+def edit_golden() -> Callable[..., str]:
+    """``edit_golden(bundle, set_index, delta=0.01)``: see ``_edit_golden``."""
+    return _edit_golden
+
+
+@pytest.fixture(scope="session")
+def tamper_consistently() -> Callable[[Path, str], None]:
+    """``tamper_consistently(root, "drop" | "edit")``: see ``_tamper_consistently``."""
+    return _tamper_consistently
+
+
+# --------------------------------------------------------------------------- lookup generators
+
+
+def _lookup_model(table: np.ndarray, shift: int, path: Path, opset: int = 17) -> None:
+    """An ONNX "generator" honouring the bundle contract that returns real digits:
+    ``image = table[((label + shift) % 10) * K + floor(|z[:, 0]| * 1000) % K]``.
+
+    ``table``: float32 ``[10 * K, 1, 28, 28]`` in [-1, 1], label-major (block ``d`` is what
+    label ``d - shift`` draws). ``K = 1`` is a collapsed generator (one digit per label,
+    whatever the seed); ``shift = 1`` hallucinates.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = len(table) // 10
+    consts = {"table": table.astype(np.float32), "zero": np.array(0, np.int64),
+              "thousand": np.array(1000.0, np.float32), "k": np.array(k, np.int64),
+              "shift": np.array(shift, np.int64), "ten": np.array(10, np.int64)}
+    nodes = [
+        helper.make_node("Gather", ["z", "zero"], ["z0"], axis=1),  # [B]
+        helper.make_node("Abs", ["z0"], ["a"]),
+        helper.make_node("Mul", ["a", "thousand"], ["m"]),
+        helper.make_node("Floor", ["m"], ["f"]),
+        helper.make_node("Cast", ["f"], ["fi"], to=TensorProto.INT64),
+        helper.make_node("Mod", ["fi", "k"], ["which"]),  # [B] in [0, K)
+        helper.make_node("Add", ["label", "shift"], ["ls"]),
+        helper.make_node("Mod", ["ls", "ten"], ["drawn"]),
+        helper.make_node("Mul", ["drawn", "k"], ["base"]),
+        helper.make_node("Add", ["base", "which"], ["row"]),
+        helper.make_node("Gather", ["table", "row"], ["image"], axis=0),  # [B, 1, 28, 28]
+    ]
+    graph = helper.make_graph(
+        nodes, "lookup",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 100]),
+         helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        [numpy_helper.from_array(v, k_) for k_, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+@dataclass(frozen=True)
+class LookupBundle:
+    """A bundle whose fp32 model is ``_lookup_model(table, shift)``: what it draws for any
+    ``(z, labels)`` is known exactly, without running it."""
+
+    path: Path
+    table: np.ndarray  # float32 [10 * k, 1, 28, 28], label-major
+    shift: int = 0
+
+    @property
+    def k(self) -> int:
+        return len(self.table) // 10
+
+    def row(self, z: np.ndarray) -> np.ndarray:
+        """int64 ``[N]``: the row within its label's block drawn for ``z`` ``[N, z_dim]`` (the
+        graph's arithmetic, in float32)."""
+        return np.floor(np.abs(z[:, 0].astype(np.float32)) * np.float32(1000)).astype(
+            np.int64) % self.k
+
+    def images(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """float32 ``[N, 1, 28, 28]``: the model's output for ``(z, labels)``."""
+        return self.table[((labels + self.shift) % 10) * self.k + self.row(z)]
+
+
+def _table_bundle(tiny_bundle: Path, dst: Path, table: np.ndarray, shift: int = 0) -> Path:
+    """A copy of ``tiny_bundle`` whose fp32 model is ``_lookup_model(table, shift)``, with the
+    manifest's sha256 and size updated (so ``load_bundle`` accepts it)."""
+    from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
+
+    shutil.copytree(tiny_bundle, dst)
+    _lookup_model(table, shift, dst / "model.onnx")
+    manifest = json.loads((dst / MANIFEST).read_text())
+    manifest["files"]["model.onnx"] = file_entry(dst / "model.onnx")
+    manifest["variants"]["fp32"]["bytes"] = manifest["files"]["model.onnx"]["bytes"]
+    (dst / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    load_bundle(dst)  # the hashes check out
+    return dst
+
+
+def _lookup_bundle(tiny_bundle: Path, dst: Path, idx_dir: Path, *, per_label: int,
+                   shift: int = 0) -> Path:
+    """A copy of ``tiny_bundle`` whose fp32 model is a lookup of the first ``per_label`` real
+    TRAINING digits of each label (``shift=1``: label d draws digit d + 1)."""
+    from edgegen.training.data import load_mnist
+
+    data = load_mnist(idx_dir)
+    rows = [np.flatnonzero(data.train_labels == d)[:per_label] for d in range(10)]
+    table = data.train_images[np.concatenate(rows)].astype(np.float32)[:, None] / 127.5 - 1
+    return _table_bundle(tiny_bundle, dst, table, shift)
+
+
+@pytest.fixture(scope="session")
+def lookup_model() -> Callable[..., None]:
+    """``lookup_model(table, shift, path, opset=17)``: see ``_lookup_model``."""
+    return _lookup_model
+
+
+@pytest.fixture(scope="session")
+def lookup_bundle() -> Callable[..., Path]:
+    """``lookup_bundle(tiny_bundle, dst, idx_dir, per_label=K, shift=0)``: see
+    ``_lookup_bundle``."""
+    return _lookup_bundle
+
+
+@pytest.fixture(scope="session")
+def half_right_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path,
+                      idx_dir: Path) -> LookupBundle:
+    """A lookup bundle (10 rows per label) whose label ``d`` draws one of 5 real digits ``d``
+    that the bundle's evaluator accepts for ``d`` (rows 0-4) or one of 5 real digits ``d + 1``
+    that it sees as ``d + 1`` (rows 5-9, so rejected for ``d``): the guard's verdict on every
+    draw is known from ``z`` alone (``row(z) < 5``). Picking the digits with the evaluator
+    builds a test input; nothing is trained on them."""
+    from edgegen.runtime.bundle import load_bundle
+    from edgegen.runtime.guard import accept, softmax
+    from edgegen.runtime.providers import make_session
+    from edgegen.runtime.sessions import run_evaluator
+    from edgegen.training.data import load_mnist
+
+    data = load_mnist(idx_dir)
+    images = data.train_images.astype(np.float32)[:, None] / 127.5 - 1  # [N, 1, 28, 28]
+    labels = data.train_labels.astype(np.int64)
+    ev = make_session(load_bundle(tiny_bundle).evaluator_path)
+    seen_right = accept(softmax(run_evaluator(ev, images)[0]), labels, 0.5)  # bool [N]
+    blocks = []
+    for d in range(10):
+        right = np.flatnonzero((labels == d) & seen_right)[:5]
+        wrong = np.flatnonzero((labels == (d + 1) % 10) & seen_right)[:5]
+        assert len(right) == len(wrong) == 5, f"the tiny evaluator accepts too few {d}s"
+        blocks.append(images[np.concatenate([right, wrong])])
+    table = np.concatenate(blocks)  # [100, 1, 28, 28]
+    root = tmp_path_factory.mktemp("lookup") / "half-right"
+    return LookupBundle(_table_bundle(tiny_bundle, root, table), table)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ from typer.testing import CliRunner
 from edgegen.benchmarks.compare import CompareConfig, compare
 from edgegen.cli.app import app
 from edgegen.core.errors import BundleError, ConfigError
-from tests.quality.test_evaluate import lookup_bundle
 
 runner = CliRunner()
 FAST = {"samples": 100, "batches": (1, 8), "duration_s": 0.05, "rounds": 1}
@@ -36,7 +36,8 @@ def cmlp_bundle(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path,
 
 
 def test_two_families_and_a_collapsed_one(tiny_bundle: Path, cmlp_bundle: Path, idx_dir: Path,
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path,
+                                          lookup_bundle: Callable[..., Path]) -> None:
     import torch
 
     from edgegen.training.checkpoint import read_info

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
+from edgegen.runtime.providers import available
 
 runner = CliRunner()
 FAST = ["--iters", "3", "--warmup-iters", "1", "--warmup-s", "0", "--rounds", "1",
@@ -35,10 +38,15 @@ def _fails(args: list[str], match: str) -> None:
     assert match in res.output and "Traceback" not in res.output
 
 
+def test_an_absent_provider_exits_2(tiny_bundle: Path) -> None:
+    if "CUDAExecutionProvider" in available():
+        pytest.skip("this machine has the CUDA provider: nothing to refuse")
+    _fails([str(tiny_bundle), "--provider", "cuda", *FAST], "available: ")
+    _fails([str(tiny_bundle), "--provider", "cuda", *FAST], "CPUExecutionProvider")
+
+
 def test_bad_requests_exit_2(tiny_bundle: Path, tmp_path: Path) -> None:
     b = str(tiny_bundle)
-    _fails([b, "--provider", "cuda", *FAST], "available: ")
-    _fails([b, "--provider", "cuda", *FAST], "CPUExecutionProvider")
     _fails([b, "--provider", "gpu9000"], "unknown provider")
     _fails([b, "--peers", "tensorflow"], "unknown peer")
     _fails([b, "--batch", "1,x"], "comma-separated integers")
@@ -47,13 +55,14 @@ def test_bad_requests_exit_2(tiny_bundle: Path, tmp_path: Path) -> None:
     _fails([str(tmp_path / "nowhere")], "does not exist")
 
 
-def test_a_contender_that_fails_makes_bench_exit_1(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_a_contender_that_fails_makes_bench_exit_1(tiny_bundle: Path, tmp_path: Path,
+                                                   copy_bundle: Callable[..., Path],
+                                                   rehash: Callable[[Path, str], None]) -> None:
     """A variant that runs at batch 1 but breaks at batch 2 (a Reshape to a fixed batch): the
     report records the failure, the other rows are still shown, and the exit code is 1."""
     import onnx
     from onnx import helper
 
-    from tests.export.test_verify import copy_bundle, rehash
 
     bundle = copy_bundle(tiny_bundle, tmp_path / "b", None)
     model = onnx.load(str(bundle / "model.fp16.onnx"))

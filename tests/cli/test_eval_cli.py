@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
-from tests.quality.test_evaluate import lookup_bundle
 
 runner = CliRunner()
 SMALL = ["--samples", "200", "--sweep-samples", "100", "--truncation", "0.7,1.0"]
@@ -31,7 +31,9 @@ def test_eval_writes_the_report_and_exits_0(tiny_bundle: Path, idx_dir: Path,
     assert [v["name"] for v in report["variants"]] == ["torch", "fp32", "fp16", "int8"]
     fp32 = report["variants"][1]
     assert 0.0 <= fp32["fidelity"] <= 1.0 and fp32["vs_reference"]["reference"] == "torch"
-    assert fp32["fid"]["value"] >= 0 and fp32["guard"]["fired"] >= 0
+    assert fp32["fid"]["value"] > fp32["fid"]["floor"] > 0  # a tiny GAN is far from real digits
+    guard = fp32["guard"]
+    assert 0 < guard["fired"] <= 200 and guard["fired_rate"] == pytest.approx(guard["fired"] / 200)
     assert [r["psi"] for r in report["truncation"]] == [0.7, 1.0]
     assert {p.name for p in out.glob("*.png")} >= {"samples_int8.png", "hallucinated_fp16.png",
                                                    "truncation.png"}
@@ -49,7 +51,8 @@ def test_an_impossible_gate_exits_1(tiny_bundle: Path, idx_dir: Path, tmp_path: 
 
 
 def test_the_gate_fails_a_weakened_model_and_passes_the_faithful_one(
-        tiny_bundle: Path, idx_dir: Path, tmp_path: Path) -> None:
+        tiny_bundle: Path, idx_dir: Path, tmp_path: Path, lookup_bundle: Callable[..., Path]
+        ) -> None:
     args = [*SMALL, "--data-dir", str(idx_dir), "--precision", "fp32", "--no-torch",
             "--min-fidelity", "0.5", "--max-fid", "1000"]
     good = lookup_bundle(tiny_bundle, tmp_path / "good", idx_dir, per_label=60)
@@ -99,7 +102,8 @@ def test_eval_imports_neither_torch_nor_onnxruntime_up_front() -> None:
 
 
 def test_min_diversity_fails_a_collapsed_generator_and_passes_a_diverse_one(
-        tiny_bundle: Path, idx_dir: Path, tmp_path: Path) -> None:
+        tiny_bundle: Path, idx_dir: Path, tmp_path: Path, lookup_bundle: Callable[..., Path]
+        ) -> None:
     """Both draw real digits of the asked label (fidelity passes); one draws a single digit per
     label for every seed (mode collapse), the other 60 different ones."""
     args = [*SMALL, "--data-dir", str(idx_dir), "--precision", "fp32", "--no-torch",

@@ -1,11 +1,17 @@
 """SIGINT / SIGTERM at any moment: exit 130 / 143, nothing that looks complete, no temporary
 folder left behind; a re-run cleans what ``kill -9`` left (issue 15, cases 2 and 5). Real signals
 on real ``edgegen`` processes (``python -m edgegen``, the entry point that installs the
-handlers)."""
+handlers).
+
+Each signal is sent on an event the work reports, never after a fixed sleep (on a fast machine
+the work could finish first, on a slow one not have started): a line the stage prints, a file it
+writes, or the interpreter's own import record (``-X importtime``) when the stage prints nothing
+at the moment that matters."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,10 +29,11 @@ runner = CliRunner()
 class Cli:
     """``edgegen ARGS`` in a subprocess whose output lines are collected as they come."""
 
-    def __init__(self, *args: str | Path, cwd: Path) -> None:
+    def __init__(self, *args: str | Path, cwd: Path, python_flags: tuple[str, ...] = ()) -> None:
         env = {k: v for k, v in os.environ.items() if k != "EDGEGEN_DATA_DIR"}
         env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgegen", *map(str, args)],
+        self.proc = subprocess.Popen([sys.executable, *python_flags, "-m", "edgegen",
+                                      *map(str, args)],
                                      cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -46,6 +53,9 @@ class Cli:
             assert time.monotonic() < end, "timed out: " + "".join(self.lines)
             time.sleep(0.05)
 
+    def saw(self, text: str, times: int = 1) -> bool:
+        return sum(text in line for line in list(self.lines)) >= times
+
     def finish(self, timeout: float = 300) -> tuple[int, str]:
         try:
             code = self.proc.wait(timeout=timeout)
@@ -54,7 +64,17 @@ class Cli:
                 self.proc.kill()
                 self.proc.wait()
         self.reader.join(timeout=10)
-        return code, "".join(self.lines)
+        # without the interpreter's import records (torch.onnx's own module names hold
+        # "torchscript"): what the command itself printed
+        return code, "".join(line for line in self.lines if not line.startswith("import time:"))
+
+
+def _written_after(path: Path, first: Path) -> bool:
+    """Both files exist and ``path`` was (re)written no earlier than ``first``."""
+    try:
+        return path.stat().st_mtime_ns >= first.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
 
 
 def _partial(parent: Path, name: str) -> list[Path]:
@@ -64,11 +84,13 @@ def _partial(parent: Path, name: str) -> list[Path]:
 def test_ctrl_c_during_the_dynamo_exporter_exits_130_and_never_falls_back(
         tiny_run: Path, tmp_path: Path) -> None:
     """The probe: SIGINT ~1 s into the export used to run the TorchScript fallback and exit 0
-    with a complete bundle."""
+    with a complete bundle. The signal goes when the interpreter reports that onnxscript has
+    been imported: only the dynamo exporter imports it, inside ``torch.onnx.export``, and
+    tracing the model takes seconds after that."""
     cli = Cli("export", tiny_run, "--out", tmp_path / "b", "--precision", "fp32",
-              "--golden-sets", "1", cwd=tmp_path)
-    cli.wait_for(lambda: _partial(tmp_path, "b"))  # the build has started
-    time.sleep(1.0)  # fold, latents, into torch.onnx.export (imports, tracing)
+              "--golden-sets", "1", cwd=tmp_path, python_flags=("-X", "importtime"))
+    cli.wait_for(lambda: any(re.search(r"\|\s+onnxscript$", line) for line in list(cli.lines)))
+    assert _partial(tmp_path, "b") and not cli.saw("wrote model.onnx")  # inside the exporter
     cli.proc.send_signal(signal.SIGINT)
     code, output = cli.finish()
     assert code == 130, output
@@ -85,8 +107,8 @@ def test_sigterm_during_export_exits_143_and_leaves_the_old_bundle(tiny_run: Pat
     assert res.exit_code == 0, res.output
     before = (out / "manifest.json").read_bytes()
     cli = Cli("export", tiny_run, "--out", out, "--golden-sets", "1", "--force", cwd=tmp_path)
-    cli.wait_for(lambda: _partial(tmp_path, "b"))
-    time.sleep(3.0)
+    cli.wait_for(lambda: cli.saw("wrote model.onnx"))  # half a bundle in the partial folder
+    assert _partial(tmp_path, "b")
     cli.proc.send_signal(signal.SIGTERM)
     code, output = cli.finish()
     assert code == 143, output
@@ -99,8 +121,7 @@ def test_kill_9_leaves_a_hidden_partial_folder_that_the_next_export_removes(
         tiny_run: Path, tmp_path: Path) -> None:
     cli = Cli("export", tiny_run, "--out", tmp_path / "b", "--precision", "fp32",
               "--golden-sets", "1", cwd=tmp_path)
-    cli.wait_for(lambda: _partial(tmp_path, "b"))
-    time.sleep(0.5)
+    cli.wait_for(lambda: cli.saw("wrote model.onnx"))  # the partial folder holds a model
     cli.proc.send_signal(signal.SIGKILL)
     code, _ = cli.finish()
     assert code == -signal.SIGKILL
@@ -117,8 +138,9 @@ def test_sigterm_during_training_exits_143_with_no_temporary_file(idx_dir: Path,
     run = tmp_path / "run"
     cli = Cli("train", "--out", run, "--max-steps", "100000", "--data-dir", idx_dir,
               "--threads", "1", cwd=tmp_path)
-    cli.wait_for(lambda: (run / "checkpoint.safetensors").is_file())  # after the first epoch
-    time.sleep(0.5)
+    # the first epoch's snapshot is complete (checkpoint.safetensors, then config.json, both
+    # atomic): what follows is the second epoch's training
+    cli.wait_for(lambda: _written_after(run / "config.json", run / "checkpoint.safetensors"))
     cli.proc.send_signal(signal.SIGTERM)
     code, output = cli.finish()
     assert code == 143, output
@@ -136,8 +158,8 @@ def test_ctrl_c_during_verify_exits_130_and_writes_no_report(tiny_bundle: Path,
     report = tmp_path / "verify.json"
     cli = Cli("verify", tiny_bundle, "--json", report, "--batch", "1,256", "--repeats", "50",
               cwd=tmp_path)
-    cli.wait_for(lambda: any("creating the session" in line for line in cli.lines))
-    time.sleep(0.3)
+    # the second variant's session: the first variant's checks are done, the report is not
+    cli.wait_for(lambda: cli.saw("creating the session", times=2))
     cli.proc.send_signal(signal.SIGINT)
     code, output = cli.finish()
     assert code == 130, output

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
+from edgegen.runtime.providers import available
 from edgegen.serve.processes import descendants
 
 runner = CliRunner()
@@ -45,11 +46,16 @@ def test_busy_port_exits_2(tiny_bundle: Path) -> None:
         _refused([str(tiny_bundle), "--port", str(s.getsockname()[1])], "already in use")
 
 
+def test_an_absent_provider_exits_2(tiny_bundle: Path) -> None:
+    if "CUDAExecutionProvider" in available():
+        pytest.skip("this machine has the CUDA provider: nothing to refuse")
+    _refused([str(tiny_bundle), "--provider", "cuda"], "CPUExecutionProvider")
+
+
 def test_bad_options_exit_2(tiny_bundle: Path) -> None:
     b = str(tiny_bundle)
     _refused([b, "--variant", "fp64", "--port", "1"], "no 'fp64' variant")
     _refused([b, "--replicas", "0"], "--replicas must be positive")
-    _refused([b, "--provider", "cuda"], "CPUExecutionProvider")
     _refused([b, "--engine", "ray", "--address", "nowhere"], "expected 'auto' or HOST:PORT")
     _refused([b, "--address", "auto"], "options of --engine ray")
     _refused([b, "--ingress", "nginx"], "expected one of proxy, haproxy")

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from edgegen.cli.app import app
 from edgegen.core import __version__
-from tests.conftest import write_idx
 
 runner = CliRunner()
 
@@ -60,7 +60,8 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path, idx_dir: Path) -> None:
     _fails(["train", "--resume", str(tmp_path / "empty")], "holds no checkpoint")
 
 
-def test_corrupt_idx_file_is_named(tmp_path: Path, real_digits) -> None:
+def test_corrupt_idx_file_is_named(tmp_path: Path, real_digits,
+                                   write_idx: Callable[..., Path]) -> None:
     images, labels = real_digits
     folder = tmp_path / "mnist"
     folder.mkdir()

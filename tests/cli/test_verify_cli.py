@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,6 @@ from typer.testing import CliRunner
 
 from edgegen.cli.app import app
 from edgegen.runtime.providers import available
-from tests.export.test_verify import copy_bundle, edit_golden, perturb_model, rehash
 
 runner = CliRunner()
 QUICK = ["--batch", "1,32", "--repeats", "2"]
@@ -41,7 +41,10 @@ def test_fresh_bundle_passes_with_table_and_json(tmp_path: Path, tiny_bundle: Pa
 
 
 def test_perturbed_model_fails_with_exit_1(tmp_path: Path, tiny_bundle: Path,
-                                           tiny_run: Path) -> None:
+                                           tiny_run: Path,
+                                           copy_bundle: Callable[..., Path],
+                                           rehash: Callable[[Path, str], None],
+                                           perturb_model: Callable[..., str]) -> None:
     b = copy_bundle(tiny_bundle, tmp_path / "b", tiny_run / "checkpoint.safetensors")
     perturb_model(b, 1.01)
     rehash(b, "model.onnx")
@@ -59,7 +62,10 @@ def test_perturbed_model_fails_with_exit_1(tmp_path: Path, tiny_bundle: Path,
 
 
 def test_edited_golden_exit_2_without_hash_exit_1_with(tmp_path: Path, tiny_bundle: Path,
-                                                       tiny_run: Path) -> None:
+                                                       tiny_run: Path,
+                                                       copy_bundle: Callable[..., Path],
+                                                       rehash: Callable[[Path, str], None],
+                                                       edit_golden: Callable[..., str]) -> None:
     b = copy_bundle(tiny_bundle, tmp_path / "b", tiny_run / "checkpoint.safetensors")
     rel = edit_golden(b, set_index=2)
     res = runner.invoke(app, ["verify", str(b), *QUICK])

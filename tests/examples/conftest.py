@@ -12,6 +12,7 @@ import base64
 import hashlib
 import importlib.util
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -84,7 +85,10 @@ def chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
+    message = "chromium is not installed (Debian: apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":  # .ci/run installs it: CI never skips browser parity
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 # --------------------------------------------------------------------------- the npm package
@@ -115,6 +119,18 @@ def js_install(js_pack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
          f"onnxruntime-web@{dev['onnxruntime-web']}"], folder, timeout=900)
     shutil.copytree(JS / "test", folder / "test")
     return folder
+
+
+@pytest.fixture(scope="session")
+def run_cmd() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_cmd(cmd, cwd, timeout=600, **kw)``: see ``run``."""
+    return run
+
+
+@pytest.fixture(scope="session")
+def web_serve() -> Any:
+    """examples/web/serve.py as a module (``make_server``, ``serve_in_thread``)."""
+    return serve_module()
 
 
 def serve_module() -> Any:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from tests.examples.conftest import ROOT, run
+ROOT = Path(__file__).resolve().parents[2]
+
 
 SCRIPT = ROOT / "benchmarks" / "scripts" / "cold_start.py"
 
 
-def test_cold_start_measures_python_node_and_the_browser(js_install: Path, tiny_bundle: Path,
-                                                         chromium: str, tmp_path: Path) -> None:
+def test_cold_start_measures_python_node_and_the_browser(
+        js_install: Path, tiny_bundle: Path, chromium: str, tmp_path: Path, run_cmd: Any) -> None:
     out = tmp_path / "cold.json"
-    done = run([sys.executable, SCRIPT, tiny_bundle, "--runs", "2", "--install", js_install,
+    done = run_cmd([sys.executable, SCRIPT, tiny_bundle, "--runs", "2", "--install", js_install,
                 "--json", out], ROOT, timeout=600)
     report = json.loads(out.read_text())
     assert set(report["readers"]) == {"python", "node", "browser"}

@@ -16,7 +16,9 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from tests.examples.conftest import JS, ROOT, run
+ROOT = Path(__file__).resolve().parents[2]
+JS = ROOT / "js"
+
 
 SCHEMA = ROOT / "runtime" / "src" / "edgegen" / "runtime" / "bundle.schema.json"
 MAX_TARBALL = 100_000  # bytes, ONNX Runtime excluded (it is a peer dependency)
@@ -94,13 +96,13 @@ def _check_report(report: dict[str, Any], cases: dict[str, Any], reader: str) ->
 
 
 def test_package_tests_pass_in_a_fresh_folder(js_install: Path, same_bytes_cases: dict[str, Any],
-                                              tmp_path: Path) -> None:
+                                              tmp_path: Path, run_cmd: Any) -> None:
     """`node --test` of js/test against the installed tarball: the unit tests, and the
     goldens and Python's bytes of every case (one batched run per job)."""
     report = tmp_path / "node.json"
     tests = sorted(str(p.relative_to(js_install)) for p in (js_install / "test").glob("*.test.js"))
     assert tests == ["test/bundles.test.js", "test/unit.test.js"]
-    done = run(["node", "--test", *tests], js_install, timeout=1200,
+    done = run_cmd(["node", "--test", *tests], js_install, timeout=1200,
                env={**os.environ, "EDGEGEN_TEST_CASES": str(same_bytes_cases["file"]),
                     "EDGEGEN_TEST_BUNDLES": str(same_bytes_cases["file"].parent / "bundles"),
                     "EDGEGEN_TEST_REPORT": str(report)})
@@ -119,11 +121,11 @@ def test_package_tests_pass_in_headless_chromium(js_install: Path,
     _check_report(report, same_bytes_cases["cases"], "browser")
 
 
-def test_declarations_type_check_a_consumer(js_install: Path, js_dev: Path) -> None:
+def test_declarations_type_check_a_consumer(js_install: Path, js_dev: Path, run_cmd: Any) -> None:
     """`tsc --noEmit` of test/types/consumer.ts against the installed package; its
     @ts-expect-error lines make the check fail if the declarations were too loose."""
     tsc = js_dev / "node_modules" / "typescript" / "bin" / "tsc"
-    run(["node", tsc, "-p", "test/types/tsconfig.json"], js_install)
+    run_cmd(["node", tsc, "-p", "test/types/tsconfig.json"], js_install)
     broken = js_install / "test" / "types" / "broken.ts"
     broken.write_text('import { loadBundle } from "edgegen-runtime";\n'
                       'const g = await loadBundle("b");\n'
@@ -137,14 +139,14 @@ def test_declarations_type_check_a_consumer(js_install: Path, js_dev: Path) -> N
 
 
 def test_npx_bench_writes_what_edgegen_bench_reads(js_install: Path, tiny_bundle: Path,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, run_cmd: Any) -> None:
     """`edgegen-runtime bench` (the package's bin) on the device, read back by the toolchain's
     `edgegen bench --from-json` beside a Python runtime report of the same bundle."""
     from edgegen.cli.app import app
     from edgegen.runtime.bench import main as python_bench
 
     node_json, py_json = tmp_path / "node.json", tmp_path / "python.json"
-    run(["node", "node_modules/edgegen-runtime/bin/edgegen-runtime.js", "bench", tiny_bundle,
+    run_cmd(["node", "node_modules/edgegen-runtime/bin/edgegen-runtime.js", "bench", tiny_bundle,
          "--batch", "1,4", "--iters", "4", "--rounds", "2", "--warmup-iters", "2",
          "--warmup-s", "0", "--noise-window", "0", "--json", node_json], js_install)
     assert python_bench([str(tiny_bundle), "--batch", "1,4", "--iters", "4", "--rounds", "2",
@@ -185,7 +187,7 @@ def test_ort_format_needs_its_section(js_install: Path, tiny_bundle: Path) -> No
 
 
 def test_both_benches_time_the_ort_files(js_install: Path, ort_bundle: Path,
-                                         tmp_path: Path) -> None:
+                                         tmp_path: Path, run_cmd: Any) -> None:
     """`--format ort`: the Python and the Node on-device benches run the manifest's .ort files."""
     from edgegen.runtime.bench import main as python_bench
 
@@ -193,7 +195,7 @@ def test_both_benches_time_the_ort_files(js_install: Path, ort_bundle: Path,
              "--warmup-s", "0", "--noise-window", "0", "--format", "ort"]
     py_json, node_json = tmp_path / "python.json", tmp_path / "node.json"
     assert python_bench([str(ort_bundle), *quick, "--json", str(py_json)]) == 0
-    run(["node", "node_modules/edgegen-runtime/bin/edgegen-runtime.js", "bench", ort_bundle,
+    run_cmd(["node", "node_modules/edgegen-runtime/bin/edgegen-runtime.js", "bench", ort_bundle,
          *quick, "--json", node_json], js_install)
     models = json.loads((ort_bundle / "manifest.json").read_text())["ort_format"]["models"]
     for path in (py_json, node_json):

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.export.test_signing import tamper_consistently
-
 
 def _generate(folder: Path, root: Path, out: Path, *extra: str | Path
               ) -> subprocess.CompletedProcess[str]:
@@ -105,8 +103,8 @@ def test_node_reads_the_one_schema_file(node_example: Path, tiny_bundle: Path,
 
 
 def test_node_checks_the_signature_and_refuses_a_tampered_signed_bundle(
-        node_example: Path, signed_bundle: Path, signing_keys: dict[str, Path], tmp_path: Path
-        ) -> None:
+        node_example: Path, signed_bundle: Path, signing_keys: dict[str, Path], tmp_path: Path,
+        tamper_consistently: Callable[[Path, str], None]) -> None:
     done = _goldens(node_example, signed_bundle, "--public-key", signing_keys["public"])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "signature: verified" in done.stdout

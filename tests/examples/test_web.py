@@ -17,7 +17,6 @@ import onnxruntime as ort
 
 from edgegen.runtime import Generator
 from edgegen.runtime.guard import softmax
-from tests.examples.conftest import serve_module
 
 PAIRS = [(0, 0), (1, 1), (2, 42), (3, 2**64 - 1), (4, 1234567890123), (5, 7), (6, 99),
          (7, 42), (8, 2**53 + 1), (9, 31337)]
@@ -88,9 +87,9 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_server_serves_only_regular_files_of_the_bundle_and_the_one_schema(
-        tiny_bundle: Path, tmp_path: Path) -> None:
+        tiny_bundle: Path, tmp_path: Path, web_serve: Any) -> None:
     """A browser cannot see links or list folders: serve.py refuses them for it."""
-    serve = serve_module()
+    serve = web_serve
     root = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
     outside = tmp_path / "secret.txt"
     outside.write_text("not yours")
@@ -131,9 +130,7 @@ def test_page_validates_the_manifest_with_the_one_schema(
 
 def test_page_checks_the_signature_with_a_public_key(
         web_example: Path, open_page: Any, signed_bundle: Path, signing_keys: dict[str, Path],
-        tmp_path: Path) -> None:
-    from tests.export.test_signing import tamper_consistently
-
+        tmp_path: Path, tamper_consistently: Any) -> None:
     report = open_page(signed_bundle, key_file=signing_keys["public"], pairs="7:42",
                        public_key="/public_key.pem")
     assert "error" not in report, report

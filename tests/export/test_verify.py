@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from edgegen.core.errors import BundleError, ConfigError, ProviderError
-from edgegen.export.golden import read_tensor, write_tensor
 from edgegen.export.parity.cases import Case, predict
 from edgegen.export.parity.checks import determinism_check, labels_check
 from edgegen.export.parity.metrics import error_stats, psnr, run_difference
 from edgegen.export.verify import VerifyConfig, verify
-from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
+from edgegen.runtime.bundle import MANIFEST, load_bundle
 from edgegen.runtime.providers import (
     ProviderSpec,
     available,
@@ -31,44 +28,7 @@ from edgegen.runtime.providers import (
 SMALL = {"batches": (1, 64), "repeats": 2}  # keeps the tampering tests quick
 
 
-# --------------------------------------------------------------------------- tampering helpers
-
-
-def copy_bundle(src: Path, dst: Path, checkpoint: Path | None) -> Path:
-    """A private copy of a shared bundle; ``checkpoint`` (absolute) keeps PyTorch reachable
-    from wherever the copy lives (``None`` leaves the manifest's relative path as it is)."""
-    shutil.copytree(src, dst)
-    if checkpoint is not None:
-        manifest = json.loads((dst / MANIFEST).read_text())
-        manifest["provenance"]["checkpoint"]["path"] = str(checkpoint.resolve())
-        (dst / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return dst
-
-
-def rehash(bundle: Path, rel: str) -> None:
-    """Make the manifest agree with an edited file, as an attacker (or a careless tool) would."""
-    manifest = json.loads((bundle / MANIFEST).read_text())
-    manifest["files"][rel] = file_entry(bundle / rel)
-    (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
-def perturb_model(bundle: Path, factor: float = 1.01, rel: str = "model.onnx") -> str:
-    """Scale the largest initializer of ``rel`` by ``factor``; return its name."""
-    model = onnx.load(str(bundle / rel))
-    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
-    scaled = (numpy_helper.to_array(init) * np.float32(factor)).astype(np.float32)
-    init.CopyFrom(numpy_helper.from_array(scaled, init.name))
-    onnx.save(model, str(bundle / rel))
-    return init.name
-
-
-def edit_golden(bundle: Path, set_index: int, delta: float = 0.01) -> str:
-    """Move one pixel of one golden output; return the file's bundle-relative path."""
-    rel = f"golden/test_data_set_{set_index}/output_0.pb"
-    image = read_tensor(bundle / rel).copy()  # [10, 1, 28, 28]
-    image[3, 0, 14, 14] += np.float32(delta)
-    write_tensor(bundle / rel, image, "image")
-    return rel
+# tampering helpers (copy_bundle, rehash, perturb_model, edit_golden): fixtures in tests/conftest.py
 
 
 def ckpt(tiny_run: Path) -> Path:
@@ -179,7 +139,10 @@ def test_fresh_bundle_passes_on_cpu(tiny_bundle: Path) -> None:
 
 
 def test_perturbed_model_with_matching_hashes_fails(tmp_path: Path, tiny_bundle: Path,
-                                                    tiny_run: Path) -> None:
+                                                    tiny_run: Path,
+                                                    copy_bundle: Callable[..., Path],
+                                                    rehash: Callable[[Path, str], None],
+                                                    perturb_model: Callable[..., str]) -> None:
     b = copy_bundle(tiny_bundle, tmp_path / "b", ckpt(tiny_run))
     perturb_model(b, 1.01)
     rehash(b, "model.onnx")
@@ -193,7 +156,10 @@ def test_perturbed_model_with_matching_hashes_fails(tmp_path: Path, tiny_bundle:
     assert "out of tolerance" in golden.message and "seed" in golden.message
 
 
-def test_edited_golden(tmp_path: Path, tiny_bundle: Path, tiny_run: Path) -> None:
+def test_edited_golden(tmp_path: Path, tiny_bundle: Path, tiny_run: Path,
+                       copy_bundle: Callable[..., Path],
+                       rehash: Callable[[Path, str], None],
+                       edit_golden: Callable[..., str]) -> None:
     b = copy_bundle(tiny_bundle, tmp_path / "b", ckpt(tiny_run))
     rel = edit_golden(b, set_index=1)
     with pytest.raises(BundleError, match="test_data_set_1/output_0.pb"):
@@ -210,7 +176,9 @@ def test_edited_golden(tmp_path: Path, tiny_bundle: Path, tiny_run: Path) -> Non
 
 
 def test_missing_or_replaced_checkpoint_is_skipped_not_failed(tmp_path: Path,
-                                                              tiny_bundle: Path) -> None:
+                                                              tiny_bundle: Path,
+                                                              copy_bundle: Callable[..., Path]
+        ) -> None:
     b = copy_bundle(tiny_bundle, tmp_path / "b", tmp_path / "gone" / "checkpoint.safetensors")
     report = verify(VerifyConfig(bundle=b, precisions=("fp32",), **SMALL))
     assert report.passed and report.reference["status"] == "skipped"
@@ -222,7 +190,8 @@ def test_missing_or_replaced_checkpoint_is_skipped_not_failed(tmp_path: Path,
 
 
 def test_checkpoint_changed_since_export_is_skipped(tmp_path: Path, tiny_bundle: Path,
-                                                    tiny_run: Path) -> None:
+                                                    tiny_run: Path,
+                                                    copy_bundle: Callable[..., Path]) -> None:
     b = copy_bundle(tiny_bundle, tmp_path / "b", ckpt(tiny_run))
     manifest = json.loads((b / MANIFEST).read_text())
     manifest["provenance"]["checkpoint"]["sha256"] = "0" * 64

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,66 +20,11 @@ from edgegen.quality.evaluate import (
     evaluate,
     judge_warnings,
 )
-from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
+from edgegen.runtime.bundle import MANIFEST, load_bundle
 from edgegen.runtime.guard import accept, softmax
 from edgegen.training.data import load_mnist
 
 SMALL = dict(samples=200, sweep_samples=100, truncation=(0.5, 1.0))
-
-
-def lookup_model(table: np.ndarray, shift: int, path: Path, opset: int = 17) -> None:
-    """An ONNX "generator" honouring the bundle contract that returns real digits:
-    ``image = table[((label + shift) % 10) * K + floor(|z[:, 0]| * 1000) % K]``.
-
-    ``table``: float32 ``[10 * K, 1, 28, 28]`` in [-1, 1], label-major. ``K = 1`` is a
-    collapsed generator (one digit per label, whatever the seed); ``shift = 1`` hallucinates.
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    k = len(table) // 10
-    consts = {"table": table.astype(np.float32), "zero": np.array(0, np.int64),
-              "thousand": np.array(1000.0, np.float32), "k": np.array(k, np.int64),
-              "shift": np.array(shift, np.int64), "ten": np.array(10, np.int64)}
-    nodes = [
-        helper.make_node("Gather", ["z", "zero"], ["z0"], axis=1),  # [B]
-        helper.make_node("Abs", ["z0"], ["a"]),
-        helper.make_node("Mul", ["a", "thousand"], ["m"]),
-        helper.make_node("Floor", ["m"], ["f"]),
-        helper.make_node("Cast", ["f"], ["fi"], to=TensorProto.INT64),
-        helper.make_node("Mod", ["fi", "k"], ["which"]),  # [B] in [0, K)
-        helper.make_node("Add", ["label", "shift"], ["ls"]),
-        helper.make_node("Mod", ["ls", "ten"], ["drawn"]),
-        helper.make_node("Mul", ["drawn", "k"], ["base"]),
-        helper.make_node("Add", ["base", "which"], ["row"]),
-        helper.make_node("Gather", ["table", "row"], ["image"], axis=0),  # [B, 1, 28, 28]
-    ]
-    graph = helper.make_graph(
-        nodes, "lookup",
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 100]),
-         helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"])],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])],
-        [numpy_helper.from_array(v, k_) for k_, v in consts.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
-def lookup_bundle(tiny_bundle: Path, dst: Path, idx_dir: Path, *, per_label: int,
-                  shift: int = 0) -> Path:
-    """A copy of ``tiny_bundle`` whose fp32 model is a lookup of real TRAINING digits, with the
-    manifest's sha256 and size updated (so ``load_bundle`` accepts it)."""
-    shutil.copytree(tiny_bundle, dst)
-    data = load_mnist(idx_dir)
-    rows = [np.flatnonzero(data.train_labels == d)[:per_label] for d in range(10)]
-    table = data.train_images[np.concatenate(rows)].astype(np.float32)[:, None] / 127.5 - 1
-    lookup_model(table, shift, dst / "model.onnx")
-    manifest = json.loads((dst / MANIFEST).read_text())
-    manifest["files"]["model.onnx"] = file_entry(dst / "model.onnx")
-    manifest["variants"]["fp32"]["bytes"] = manifest["files"]["model.onnx"]["bytes"]
-    (dst / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    load_bundle(dst)  # the hashes check out
-    return dst
 
 
 def test_tiny_bundle_report(tiny_bundle: Path, idx_dir: Path, tmp_path: Path) -> None:
@@ -106,17 +52,23 @@ def test_tiny_bundle_report(tiny_bundle: Path, idx_dir: Path, tmp_path: Path) ->
     assert fp32.vs_reference["p_value"] == 1.0
     assert r.variant("int8").vs_reference["reference"] == "torch"
     for v in r.variants:
-        assert v.fid["value"] >= 0 and v.fid["floor"] >= 0
+        # one epoch of a width-8 GAN is far from the real digits; two real halves are close
+        assert v.fid["value"] > v.fid["floor"] > 0
         assert v.fid["n_generated"] == r.real["half_a"] and v.fid["n_real"] == r.real["half_b"]
         assert len(v.per_label) == 10 and len(v.fid["per_label"]) == 10
         assert v.referee["fidelity"] is not None
-    assert r.variant("torch").guard is None and r.variant("fp16").guard["fired"] >= 0
+    assert r.variant("torch").guard is None  # the guard is measured on ONNX variants only
     # the guard's first draw is exactly these samples: it fires on each one the evaluator
     # does not accept, and a redraw never loses an accepted sample
-    g = r.variant("fp32").guard
-    probs = softmax(run_evaluator(make_session(b.evaluator_path), images)[0])
-    assert g["fired"] == int(np.count_nonzero(~accept(probs, labels, 0.5)))
-    assert g["accepted"] >= 1 - g["fired_rate"] and g["ms_per_image_guarded"] > 0
+    ev = make_session(b.evaluator_path)
+    for name in ("fp32", "fp16", "int8"):
+        drawn = run_generator(make_session(b.variant_path(name)), latent(5, 200, b.z_dim),
+                              labels)
+        g = r.variant(name).guard
+        first = accept(softmax(run_evaluator(ev, drawn)[0]), labels, 0.5)
+        assert g["fired"] == int(np.count_nonzero(~first)) > 0, name  # untrained: it fires
+        assert g["fired_rate"] == pytest.approx(g["fired"] / 200)
+        assert g["accepted"] >= first.mean() and g["ms_per_image_guarded"] > 0, name
     assert [row["psi"] for row in r.truncation] == [0.5, 1.0]
     assert 0.0 <= r.referee["heldout_accuracy"] <= 1.0
     # the folder: markdown, JSON with the same numbers, pictures
@@ -131,8 +83,9 @@ def test_tiny_bundle_report(tiny_bundle: Path, idx_dir: Path, tmp_path: Path) ->
     assert "| fp32 |" in (out / "report.md").read_text()
 
 
-def test_a_faithful_lookup_passes_and_a_weakened_one_fails(tiny_bundle: Path, idx_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_faithful_lookup_passes_and_a_weakened_one_fails(
+        tiny_bundle: Path, idx_dir: Path, tmp_path: Path, lookup_bundle: Callable[..., Path]
+        ) -> None:
     cfg = dict(data_dir=idx_dir, precisions=("fp32",), out=None, min_fidelity=0.5, **SMALL)
     # two folders down, the manifest's relative checkpoint path no longer leads to the run
     good = lookup_bundle(tiny_bundle, tmp_path / "x" / "y" / "good", idx_dir, per_label=60)
@@ -156,7 +109,8 @@ def test_a_faithful_lookup_passes_and_a_weakened_one_fails(tiny_bundle: Path, id
 
 
 def test_a_collapsed_generator_is_flagged(tiny_bundle: Path, idx_dir: Path,
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path,
+                                          lookup_bundle: Callable[..., Path]) -> None:
     """One perfect digit per label for every seed: high fidelity, zero diversity."""
     collapsed = lookup_bundle(tiny_bundle, tmp_path / "collapsed", idx_dir, per_label=1)
     r = evaluate(EvalConfig(bundle=collapsed, data_dir=idx_dir, precisions=("fp32",), out=None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,6 @@ import pytest
 from edgegen.runtime import Generator
 from edgegen.runtime.bundle import file_entry, load_bundle, replace_refusal
 from edgegen.runtime.errors import BundleError, ConfigError
-from tests.export.test_verify import perturb_model
 
 
 def _copy(src: Path, tmp_path: Path, name: str = "b") -> Path:
@@ -63,8 +63,8 @@ def test_special_files_and_unlisted_files_are_refused(tiny_bundle: Path, tmp_pat
 
 
 # -- case 5: checked bytes == loaded bytes ------------------------------------------------------
-def test_a_variant_replaced_after_load_is_refused_not_used(tiny_bundle: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_variant_replaced_after_load_is_refused_not_used(
+        tiny_bundle: Path, tmp_path: Path, perturb_model: Callable[..., str]) -> None:
     root = _copy(tiny_bundle, tmp_path)
     g = Generator.load(root)  # checks every sha256; the fp16 session is created on first use
     before = g.generate([3, 4], seed=5)
@@ -95,7 +95,8 @@ def test_read_returns_exactly_the_checked_bytes(tiny_bundle: Path) -> None:
 
 # -- case 3: signatures through the runtime -----------------------------------------------------
 def test_generator_load_with_a_public_key(signed_bundle: Path, tiny_bundle: Path,
-                                          signing_keys: dict[str, Path], tmp_path: Path) -> None:
+                                          signing_keys: dict[str, Path], tmp_path: Path,
+                                          perturb_model: Callable[..., str]) -> None:
     g = Generator.load(signed_bundle, public_key=signing_keys["public"])
     assert g.signature["status"] == "verified"
     assert Generator.load(signed_bundle).signature["status"] == "signed, not checked"

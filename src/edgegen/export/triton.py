@@ -47,6 +47,7 @@ from edgegen.runtime.fileio import sha256_file
 
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3"  # has the onnxruntime and python backends
 TRITON_DTYPES = {"float32": "TYPE_FP32", "int64": "TYPE_INT64", "uint8": "TYPE_UINT8"}
+# runtime/latent.py's own import (the runtime has its own errors), replaced by a stand-in
 LATENT_IMPORT = "from edgegen.runtime.errors import RuntimeInputError\n"
 LATENT_STANDIN = ("class RuntimeInputError(ValueError):  # edgegen.runtime.errors' name, "
                   "for Triton\n    pass\n")
