@@ -217,7 +217,7 @@ def _tiny_bundle(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path, evalua
     from edgegen.export.bundler import ExportConfig, export_bundle
     from edgegen.training.train import TrainConfig, train
 
-    run_dir = evaluator.parent / arch
+    run_dir = evaluator.parent / f"{arch}-for-examples"
     train(TrainConfig(out=run_dir, arch=arch, max_steps=12, width=8, data_dir=idx_dir,
                       fidelity_samples=50))
     out = tmp_path_factory.mktemp("bundles") / arch

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -174,7 +176,7 @@ def start(cfg: ServeConfig, on_progress: ProgressFn | None = None) -> RayServer:
 
     from edgegen.serve.deployment import application, logging_config
 
-    owns = _init_ray(cfg)
+    owns = _keeping_signal_handlers(_init_ray, cfg)
     try:
         say(f"ray: {'local cluster on ' + HOST if owns else 'joined ' + str(cfg.address)}; "
             f"deploying {cfg.replicas} replica(s) of {cfg.model_name} behind "
@@ -194,6 +196,21 @@ def start(cfg: ServeConfig, on_progress: ProgressFn | None = None) -> RayServer:
         raise ServeError(f"the server did not start: {msg[-1][:500] if msg else exc!r}") \
             from exc
     return RayServer(cfg, owns, handle, gate)
+
+
+def _keeping_signal_handlers(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` with this process's SIGTERM/SIGINT handlers put back afterwards:
+    ``ray.init`` installs its own (exit at once), which would stop a server that got SIGTERM
+    while it was still deploying without a drain or a report."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return fn(*args)
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)
 
 
 def _cleanup(owns: bool) -> None:
