@@ -273,7 +273,7 @@ def _evaluator(cfg: DistillConfig) -> Path | None:
 
 def _job(cfg: DistillConfig, smcfg: ModelConfig, networks: Networks, world: Any,
          report: Reporter, origin: dict[str, Any], data_record: dict[str, Any]) -> Job:
-    """The loop's job (its step function is set once the pairs are there)."""
+    """The loop's job (its step function is set once the networks and the pairs are there)."""
     out = Path(cfg.out)
     run_cfg = {**asdict(cfg), "teacher": str(cfg.teacher), "out": str(out), "resume": False,
                "force": False, "data_dir": str(cfg.data_dir) if cfg.data_dir else None,
@@ -288,12 +288,8 @@ def _job(cfg: DistillConfig, smcfg: ModelConfig, networks: Networks, world: Any,
                                  max_minutes=cfg.max_minutes, log_every=cfg.log_every,
                                  checkpoint_every=cfg.checkpoint_every,
                                  task=f"{cfg.student} student steps"),
-               step=_no_step, describe=lambda finished: describe,
+               describe=lambda finished: describe,
                on_epoch=lambda e: sample_grid(networks.shown, smcfg, out, e, world.device))
-
-
-def _no_step(idx: Any, rnd: Draws) -> dict[str, float]:
-    raise RuntimeError("the distillation loop ran before its teacher pairs were ready")
 
 
 # --------------------------------------------------------------------------- teacher, student

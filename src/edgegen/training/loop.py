@@ -152,16 +152,17 @@ class Schedule:
 class Job:
     """A stage's run, as the loop drives it. ``describe(finished)`` gives the checkpoint's run
     description (kind, arch, model, train, data...); the loop adds the position, the optimizer
-    groups and the versions. ``on_epoch(epoch)`` (rank 0) writes the epoch's sample grid."""
+    groups and the versions. ``on_epoch(epoch)`` (rank 0) writes the epoch's sample grid.
+    ``step`` is set once the networks are restored (``begin``): it holds their DDP wrappers."""
 
     out: Path
     world: Any
     networks: Networks
     schedule: Schedule
-    step: StepFn
     describe: Callable[[bool], dict[str, Any]]
     report: Reporter
     on_epoch: Callable[[int], Path] | None = None
+    step: StepFn | None = None
 
 
 @dataclass
@@ -296,6 +297,7 @@ def _step(job: Job, order: Any, b: int, state: dict[str, Any]) -> dict[str, floa
     offset, n_local = job.world.shard(s.batch_size)
     start = b * s.batch_size + offset  # global position of this rank's first item
     rnd = nets.source.current = Draws(s.seed, state["epoch"], start, n_local, job.world.device)
+    assert job.step is not None, "the stage sets its step function before running the loop"
     try:
         losses = job.step(order[start:start + n_local], rnd)
     finally:

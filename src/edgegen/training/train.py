@@ -254,7 +254,6 @@ def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> Trai
                                 epochs=cfg.epochs, max_steps=cfg.max_steps,
                                 max_minutes=cfg.max_minutes, log_every=cfg.log_every,
                                 checkpoint_every=cfg.checkpoint_every, task=f"{cfg.arch} steps"),
-              step=_stepper(cfg, mcfg, networks, world, x_all, y_all),
               describe=lambda finished: {"kind": "generator", "arch": cfg.arch,
                                          "model": mcfg.to_dict(), "train": run_cfg,
                                          "data": data.provenance()},
@@ -264,6 +263,7 @@ def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> Trai
         _, n_local = world.shard(cfg.batch_size)
         report.say(f"{world.size} processes ({world.device.type}), global batch "
                    f"{cfg.batch_size} = {world.size} x {n_local}")
+    job.step = _stepper(cfg, mcfg, networks, world, x_all, y_all)  # DDP wraps restored nets
     done = run(job, state)
     result = TrainResult(
         out=out, arch=cfg.arch, epoch=state["epoch"], step=state["step"],
