@@ -3,6 +3,7 @@ loads in the runtime, reproducible, resumable exactly, with clear errors."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_the_student_is_a_normal_run_that_exports_and_runs_in_the_runtime(
         ("cflow1", "same", "regress", 4, 1)
     assert res.stopped_by == "max_steps" and res.pairs_s > 0
     info = read_info(tmp_path / "student")
-    teacher_sha = __import__("hashlib").sha256(
+    teacher_sha = hashlib.sha256(
         (tiny_cflow_run / "checkpoint.safetensors").read_bytes()).hexdigest()
     assert info["kind"] == "generator" and info["distilled_from"] == {
         "run": str(tiny_cflow_run), "checkpoint_sha256": teacher_sha, "architecture": "cflow",
@@ -66,10 +67,16 @@ def test_the_student_is_a_normal_run_that_exports_and_runs_in_the_runtime(
     with torch.no_grad():
         ref = student(torch.from_numpy(latent(5, 3, 784)), torch.tensor([0, 3, 9])).numpy()
     assert np.abs(to_pixels(ref).astype(int) - images.astype(int)).max() <= 1
+    # verify proves its parity like any bundle's (goldens, PyTorch, variants)
+    from edgegen.export.verify import VerifyConfig, verify
+
+    report = verify(VerifyConfig(bundle=bundle))
+    assert report.passed and not [c for c in report.checks if c.status == "fail"]
 
 
 def test_the_student_starts_from_the_teacher_and_learns_its_pairs(tmp_path: Path,
                                                                   tiny_cflow_run: Path) -> None:
+    from edgegen.runtime.latent import latent
     from edgegen.training.pairs import PairSpec, pair_inputs
 
     distill(_cfg(tiny_cflow_run, tmp_path / "s", max_steps=1, ema_decay=0.0, lr=1e-9))
@@ -83,14 +90,13 @@ def test_the_student_starts_from_the_teacher_and_learns_its_pairs(tmp_path: Path
     pairs = load_file(tmp_path / "s" / PAIRS_NAME)
     assert pairs["target"].shape == (96, 1, 28, 28) and pairs["target"].dtype == torch.float16
     assert pairs["label"].tolist() == [i % 10 for i in range(96)]
-    info = read_info(tmp_path / "s")
-    spec = PairSpec(teacher_sha256=info["distilled_from"]["checkpoint_sha256"], steps=2,
-                    guidance=1.5, n=96, seed=0, z_dim=784, n_classes=10)
     from edgegen.training.distill import PAIR_STREAM
     from edgegen.training.torch_utils import seed_for
 
-    spec = PairSpec(**{**spec.__dict__, "seed": seed_for(0, 0, PAIR_STREAM)})
-    z, y = pair_inputs(spec, 90, 6)
+    spec = PairSpec(teacher_sha256="", steps=2, guidance=1.5, n=96,
+                    seed=seed_for(0, 0, PAIR_STREAM), z_dim=784, n_classes=10)
+    z, y = pair_inputs(spec, 90, 6)  # pairs 90..95: the portable latent's rows 90..95
+    assert np.array_equal(z, latent(spec.seed, 96, 784)[90:])
     teacher.set_sampler(2, 1.5)
     with torch.no_grad():
         want = teacher(torch.from_numpy(z), torch.from_numpy(y))
