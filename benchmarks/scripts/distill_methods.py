@@ -7,12 +7,13 @@ A script of the repository (not installed); it writes only under ``--out``:
         --teacher-bundle bundles/cflow --out /tmp/distill-table --max-steps 1500 \
         --rows same-l1,same-l2,same-adv,cdcgan-l1,cdcgan-adv
 
-Each row is three commands, printed and recorded with its numbers: ``edgegen distill`` (the
-row's student and method; every row learns from the same teacher pairs — the first row computes
-them, the others start from a copy of its ``pairs.safetensors``, which distill reloads because
-its key matches), ``edgegen export --opset 17`` and ``edgegen eval --samples N`` (fidelity, FID
-and pixel diversity vs the real digits, per variant, from its JSON report; the guard and the
-truncation sweep are skipped — they do not enter the table).
+Each row is three commands, printed and recorded with its numbers (``table.json``; rows measured
+earlier under the same ``--out`` stay): ``edgegen distill`` (the row's student and method; every
+row learns from the same teacher pairs — the first row computes them and ``--out`` keeps a copy
+that the others start from, which distill reloads because its key matches), ``edgegen export
+--opset 17`` and ``edgegen eval --samples N`` (fidelity, FID and pixel diversity vs the real
+digits, per variant, from its JSON report; the guard and the truncation sweep are skipped — they
+do not enter the table).
 
 **Agreement with the teacher** is computed here, for measuring only (never a training signal):
 for the same ``N`` portable latents and labels (eval's seed 777, labels ``i mod 10``), the share
@@ -43,6 +44,8 @@ ROWS: dict[str, list[str]] = {
     "cdcgan-l1": ["--student", "cdcgan", "--method", "regress", "--loss", "l1"],
     "cdcgan-adv": ["--student", "cdcgan", "--method", "regress-adv", "--loss", "l1"],
     "cmlp-l1": ["--student", "cmlp", "--method", "regress", "--loss", "l1"],
+    "unet-l1": ["--student", "unet", "--method", "regress", "--loss", "l1"],
+    "unet-adv": ["--student", "unet", "--method", "regress-adv", "--loss", "l1"],
 }
 EVAL_SEED = 777  # edgegen eval's default latents
 
@@ -96,6 +99,7 @@ def quality(report: Path) -> dict[str, Any]:
 
 
 def one_row(a: argparse.Namespace, name: str, pairs_from: Path | None) -> dict[str, Any]:
+    """Distil, export and evaluate row ``name``; its commands and numbers."""
     run_dir, bundle, rep = a.out / "runs" / name, a.out / "bundles" / name, a.out / "eval" / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -114,7 +118,10 @@ def one_row(a: argparse.Namespace, name: str, pairs_from: Path | None) -> dict[s
           "--truncation", "", "--out", str(rep)]
     run(ev, a.out / f"{name}.eval.log")
     result = json.loads((run_dir / "result.json").read_text())
+    from edgegen.quality.flops import count_flops
+
     return {"row": name, "commands": [shlex.join(c) for c in (distill, export, ev)],
+            "mflop_per_image": count_flops(bundle / "model.onnx", batch=1).per_image / 1e6,
             "distill_wall_s": round(t_distill, 1), "pairs_s": result["pairs_s"],
             "train_s": result["elapsed_s"], "steps": result["step"],
             "quality": quality(rep / "report.json"),
@@ -137,12 +144,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    rows, pairs_from = [], None
+    # rows measured earlier under the same --out stay in the table (a row run again replaces
+    # its old numbers); every row starts from the pairs kept in --out (distill checks their key)
+    table, kept = a.out / "table.json", a.out / "pairs.safetensors"
+    rows = json.loads(table.read_text()) if table.exists() else []
     for name in a.rows.split(","):
-        row = one_row(a, name, pairs_from)
-        pairs_from = pairs_from or a.out / "runs" / name / "pairs.safetensors"
-        rows.append(row)
-        (a.out / "table.json").write_text(json.dumps(rows, indent=2))
+        row = one_row(a, name, kept if kept.exists() else None)
+        if not kept.exists():
+            shutil.copy(a.out / "runs" / name / "pairs.safetensors", kept)
+        rows = [r for r in rows if r["row"] != name] + [row]
+        table.write_text(json.dumps(rows, indent=2))
         q, g = row["quality"]["fp32"], row["agreement"]
         print(f"{name}: fidelity {q['fidelity']:.2%}, FID {q['fid']:.2f}, pixel diversity "
               f"{q['diversity_pixel']:.2f}, agreement {g['agreement']:.2%}, fp16 "

@@ -35,9 +35,10 @@ def distill_command(
     out: Path = typer.Option(D.out, "--out", "-o", help="The student's run folder."),
     student: str = typer.Option(None, "--student",
                                 help=f"{' | '.join(STUDENTS)}: 'same' is the teacher's own "
-                                     "network, initialised from it, called once; the others "
-                                     "are the single-pass families taking the teacher's noise "
-                                     f"(default {NEW_RUN['student']})."),
+                                     "network, initialised from it, called once; 'unet' that "
+                                     "shape at --width, fresh; the others are the single-pass "
+                                     "families taking the teacher's noise (default "
+                                     f"{NEW_RUN['student']})."),
     method: str = typer.Option(None, "--method",
                                help=f"{' | '.join(METHODS)} (default {NEW_RUN['method']}; "
                                     "docs/distillation.md compares them)."),

@@ -11,8 +11,9 @@ in [-1, 1] is unchanged; ``z`` is the teacher's 784-d noise).
 
 **Students** (``--student``): ``same`` — the teacher's own UNet initialised from the teacher's
 (EMA) weights, called once as one Euler step of length 1 (``models.cflow1``:
-``image = clamp(z + v(z, 0, label), -1, 1)``); ``cdcgan``, ``cmlp``, ``cvae`` (its decoder) —
-the single-pass families, fresh weights, taking the 784-d noise as their latent.
+``image = clamp(z + v(z, 0, label), -1, 1)``); ``unet`` — that shape at ``--width`` (default
+12: 15 MFLOP per image, GAN-sized), fresh weights; ``cdcgan``, ``cmlp``, ``cvae`` (its decoder)
+— the single-pass families, fresh weights, taking the 784-d noise as their latent.
 
 **Methods** (``--method``), chosen by the table in docs/distillation.md:
 
@@ -71,8 +72,10 @@ from edgegen.training.loop import (
 from edgegen.training.pairs import Pairs, PairSpec, teacher_pairs
 from edgegen.training.torch_utils import seed_for
 
-STUDENTS = ("same", "cdcgan", "cmlp", "cvae")
-STUDENT_ARCH = {"same": "cflow1", "cdcgan": "cdcgan", "cmlp": "cmlp", "cvae": "cvae"}
+STUDENTS = ("same", "unet", "cdcgan", "cmlp", "cvae")
+STUDENT_ARCH = {"same": "cflow1", "unet": "cflow1", "cdcgan": "cdcgan", "cmlp": "cmlp",
+                "cvae": "cvae"}
+UNET_WIDTH = 12  # --student unet: the teacher's UNet shape at this width (15 MFLOP per image)
 METHODS = ("regress", "regress-adv")
 LOSSES = ("l1", "l2")
 # What a new run takes for the options that shape it (None in DistillConfig: on --resume the
@@ -83,7 +86,7 @@ NEW_RUN = {"student": "same", "method": "regress", "loss": "l1", "steps": 8, "gu
 DEFAULT_STEPS = 2000  # the budget when none is given (batch 64: ~11 passes over 12,000 pairs)
 # Adam learning rates: a student that starts from the teacher's weights is fine-tuned; a fresh
 # single-pass network learns from scratch (the rate its family trains with as a GAN, x5).
-STUDENT_LR = {"same": 2e-4, "cdcgan": 1e-3, "cmlp": 5e-4, "cvae": 1e-3}
+STUDENT_LR = {"same": 2e-4, "unet": 1e-3, "cdcgan": 1e-3, "cmlp": 5e-4, "cvae": 1e-3}
 PAIR_STREAM = 4  # seed_for stream of the pairs' latent (0: data order, 3: the steps' Draws)
 REAL_TARGET = 0.9  # one-sided label smoothing of the critic's real targets (as cdcgan's)
 CRITIC_WIDTH = 32  # the critic's base channels (cdcgan's discriminator)
@@ -328,9 +331,12 @@ def _student_config(cfg: DistillConfig, teacher_cfg: ModelConfig, info: dict[str
     arch = STUDENT_ARCH[cfg.student]
     if cfg.student == "same":
         if cfg.width is not None:
-            raise ConfigError("--width shapes a single-pass student; --student same keeps the "
-                              f"teacher's UNet (width {teacher_cfg.width})")
+            raise ConfigError("--width shapes a fresh student; --student same keeps the "
+                              f"teacher's UNet (width {teacher_cfg.width}); --student unet is "
+                              "that shape at another width")
         return replace(teacher_cfg, arch=arch)
+    if cfg.student == "unet":
+        return replace(teacher_cfg, arch=arch, width=cfg.width or UNET_WIDTH)
     return model_config(arch, z_dim=teacher_cfg.z_dim, width=cfg.width,
                         image_shape=tuple(teacher_cfg.image_shape),
                         n_classes=teacher_cfg.n_classes)
