@@ -45,6 +45,7 @@ ROWS: dict[str, list[str]] = {
     "cdcgan-adv": ["--student", "cdcgan", "--method", "regress-adv", "--loss", "l1"],
     "cmlp-l1": ["--student", "cmlp", "--method", "regress", "--loss", "l1"],
     "unet-l1": ["--student", "unet", "--method", "regress", "--loss", "l1"],
+    "unet-l2": ["--student", "unet", "--method", "regress", "--loss", "l2"],
     "unet-adv": ["--student", "unet", "--method", "regress-adv", "--loss", "l1"],
 }
 EVAL_SEED = 777  # edgegen eval's default latents
