@@ -1,6 +1,7 @@
 """``edgegen demo`` end to end on the tiny MNIST fixture (a few cflow steps): every stage runs
 and writes its files, and the summary reports what those files hold: the family, the steps it
-trained, the fidelity eval measured and the guidance sweep."""
+trained, the fidelity eval measured, the guidance sweep, and the one-call student beside its
+teacher."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from edgegen.training.checkpoint import read_info
 def test_demo_runs_the_chain_on_cflow(idx_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "3", "--samples", "40",
-                                   "--sweep-samples", "40",
+                                   "--sweep-samples", "40", "--distill-steps", "2",
+                                   "--distill-pairs", "64",
                                    "--data-dir", str(idx_dir)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     # the generator is a cflow trained for exactly the steps asked for, beside its evaluator
@@ -39,5 +41,10 @@ def test_demo_runs_the_chain_on_cflow(idx_dir: Path, tmp_path: Path) -> None:
         row = [line for line in res.output.splitlines() if f"label fidelity {v['name']} " in line]
         assert len(row) == 1 and f"{v['fidelity']:.2%} (95% CI" in row[0], (v["name"], row)
     assert re.search(r"PASS: \d+ passed, 0 failed, 1 skipped \(the signature check", res.output)
+    # the one-call student, beside its teacher
+    assert "teacher: cflow, 8 network calls per image" in res.output
+    assert "student: cflow1, 1 network call per image" in res.output
+    assert (out / "student-bundle" / "model.onnx").is_file()
+    assert not (out / "student-bundle" / "denoiser.onnx").exists()
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "3"])
     assert res.exit_code == 2 and "--force" in res.output

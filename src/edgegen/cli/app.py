@@ -35,10 +35,22 @@ def _root(
 
 
 def _register() -> None:
-    from edgegen.cli import bench, compare, demo, export, export_triton, serve, sign, train, verify
+    from edgegen.cli import (
+        bench,
+        compare,
+        demo,
+        distill,
+        export,
+        export_triton,
+        serve,
+        sign,
+        train,
+        verify,
+    )
     from edgegen.cli import eval as eval_
 
-    for module in (train, export, sign, verify, eval_, bench, compare, serve, export_triton, demo):
+    for module in (train, distill, export, sign, verify, eval_, bench, compare, serve,
+                   export_triton, demo):
         module.register(app)
 
 

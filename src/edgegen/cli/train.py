@@ -31,12 +31,14 @@ RESTARTS_HELP = ("With --nproc-per-node: restart the processes up to this many t
                  "failure; the run resumes from its checkpoint.")
 
 
-def _launch(ctx: typer.Context, command: str, nproc: int, max_restarts: int,
-            out: Path) -> None:
-    """Run ``command`` again under torchrun on ``nproc`` processes; exit with its code."""
+def launch(ctx: typer.Context, command: str, nproc: int, max_restarts: int, out: Path,
+           arguments: tuple[str, ...] = (), resume_hint: str | None = None) -> None:
+    """Run ``command`` again under torchrun on ``nproc`` processes (``arguments`` first, then the
+    options as given); exit with its code. ``resume_hint``: how the run in ``out`` continues
+    (None: it has no intermediate checkpoint)."""
     import signal
 
-    launched = run_torchrun([command, *forwarded_args(ctx, LAUNCH_OPTIONS)], nproc,
+    launched = run_torchrun([command, *arguments, *forwarded_args(ctx, LAUNCH_OPTIONS)], nproc,
                             max_restarts)
     rc = launched.returncode
     if rc:
@@ -48,10 +50,10 @@ def _launch(ctx: typer.Context, command: str, nproc: int, max_restarts: int,
             except Exception:  # noqa: BLE001 - the message must not fail on a bad file
                 state = "unreadable"
             kept = (f"The last checkpoint, {where} ({state}), is intact: continue with "
-                    f"`edgegen {command} --resume {out}` on any number of processes"
+                    f"`{resume_hint}` on any number of processes"
                     + (", or add --max-restarts K to resume by itself." if not launched.signal
                        else ".")
-                    if command == "train" else f"{where} ({state}) is untouched.")
+                    if resume_hint else f"{where} ({state}) is untouched.")
         else:
             kept = f"No checkpoint was written to {out}."
         what = (f"the {nproc} training processes were stopped by "
@@ -132,7 +134,8 @@ def train_command(
             stored = read_info(cfg.out)["train"]["batch_size"] if cfg.resume else batch_size
             check_config(replace(cfg, batch_size=stored), nproc_per_node)
     if nproc_per_node is not None:
-        _launch(ctx, "train", nproc_per_node, max_restarts or 0, cfg.out)
+        launch(ctx, "train", nproc_per_node, max_restarts or 0, cfg.out,
+               resume_hint=f"edgegen train --resume {cfg.out}")
     with errors_to_exit(), (progress_display("train") if main else nullcontext(None)) as shown:
         result = train(cfg, shown)
     if not main:
@@ -183,7 +186,7 @@ def train_evaluator_command(
             check_launch(nproc_per_node, max_restarts or 0)
             check_evaluator_config(cfg, nproc_per_node)
     if nproc_per_node is not None:
-        _launch(ctx, "train-evaluator", nproc_per_node, max_restarts or 0, cfg.out)
+        launch(ctx, "train-evaluator", nproc_per_node, max_restarts or 0, cfg.out)
     with errors_to_exit(), (progress_display("train-evaluator") if main
                             else nullcontext(None)) as shown:
         result = train_evaluator(cfg, shown)

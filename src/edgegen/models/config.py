@@ -11,7 +11,8 @@ from typing import Any
 
 from edgegen.core.errors import ConfigError
 
-ARCHITECTURES = ("cdcgan", "cmlp", "cvae", "cflow")
+# cflow1 is made by `edgegen distill` only (the one-call student of a cflow teacher)
+ARCHITECTURES = ("cdcgan", "cmlp", "cvae", "cflow", "cflow1")
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ ARCH_MODEL: dict[str, dict[str, Any]] = {
     "cvae": {"z_dim": 16, "prior": "learned"},
     # flow matching: a UNet of width 32; z is the initial noise image (set from image_shape)
     "cflow": {"width": 32, "embed_dim": 128},
+    # the one-call student: its teacher's UNet (distill copies the teacher's shape over this)
+    "cflow1": {"width": 32, "embed_dim": 128},
 }
+# families whose latent is the initial noise image (z_dim = C*H*W)
+NOISE_IMAGE_LATENT = ("cflow", "cflow1")
 
 
 def conv_grid(image_shape: tuple[int, int, int], who: str) -> tuple[int, int]:
@@ -103,13 +108,13 @@ def conv_grid(image_shape: tuple[int, int, int], who: str) -> tuple[int, int]:
 
 def model_config(arch: str, **overrides: Any) -> ModelConfig:
     """The default shape of a new ``arch`` run (``ARCH_MODEL``), with ``overrides`` (None: keep);
-    cflow's latent is the initial noise image (z_dim = C*H*W)."""
+    cflow's (and its student's) latent is the initial noise image (z_dim = C*H*W)."""
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; expected one of "
                           f"{', '.join(ARCHITECTURES)}")
     base = {**ModelConfig(arch=arch).to_dict(), **ARCH_MODEL.get(arch, {})}
     given = {k: v for k, v in overrides.items() if v is not None}
     cfg = ModelConfig(**{**base, **given})
-    if arch == "cflow" and "z_dim" not in given:
+    if arch in NOISE_IMAGE_LATENT and "z_dim" not in given:
         cfg = replace(cfg, z_dim=math.prod(cfg.image_shape))
     return cfg

@@ -153,25 +153,32 @@ def load_generator(checkpoint: Path, sampler: dict[str, Any] | None = None, *,
     ``sampler`` section) sets an iterative family's steps and guidance to the bundle's, so that
     PyTorch runs exactly what model.onnx unrolls; with ``sha256`` the checkpoint's bytes must
     have that digest (``load_checkpoint``)."""
+    info, tensors = load_checkpoint(checkpoint, sha256=sha256)
+    return generator_from(info, tensors, checkpoint, sampler), info
+
+
+def generator_from(info: dict[str, Any], tensors: dict[str, Any], where: Path | str,
+                   sampler: dict[str, Any] | None = None) -> Any:
+    """The generator (eval mode) of a parsed checkpoint (``parse_checkpoint``) read from
+    ``where`` (named in errors); ``info["exported_weights"]`` says which weights it holds."""
     from edgegen.models.registry import build_models
 
-    info, tensors = load_checkpoint(checkpoint, sha256=sha256)
     if info.get("kind") != "generator":
-        raise CheckpointError(f"{checkpoint} holds a {info.get('kind')!r} run, not a generator; "
+        raise CheckpointError(f"{where} holds a {info.get('kind')!r} run, not a generator; "
                               "export a run made by `edgegen train`")
     if info.get("arch") not in ARCHITECTURES:
-        raise CheckpointError(f"{checkpoint} is of architecture {info.get('arch')!r}, which this "
+        raise CheckpointError(f"{where} is of architecture {info.get('arch')!r}, which this "
                               f"edgegen does not know (it knows {', '.join(ARCHITECTURES)})")
     mcfg = ModelConfig.from_dict(info["model"])
     gen = build_models(mcfg)["generator"]
     # GAN runs keep an exponential moving average of the generator: that is the one to ship.
     prefix = "generator_ema" if any(k.startswith("generator_ema.") for k in tensors) \
         else "generator"
-    load_module(prefix, gen, tensors, checkpoint)
+    load_module(prefix, gen, tensors, where)
     info["exported_weights"] = prefix
     if sampler and hasattr(gen, "set_sampler"):
         gen.set_sampler(int(sampler["steps"]), float(sampler["guidance"]))
-    return gen.eval(), info
+    return gen.eval()
 
 
 def load_reference(bundle: Bundle, checkpoint: Path) -> tuple[Any, dict[str, Any]]:

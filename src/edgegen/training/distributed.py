@@ -20,7 +20,9 @@ What the loops rely on:
 * ``World.from_main(fn)``: rank 0 decides (reads the checkpoint to resume from, ...) and every
   rank gets the same bytes — or the same ``EdgegenError``; no rank reads a file that only rank 0
   can see.
-* ``World.agree_max(x)``, ``World.mean(losses)``, ``World.barrier()``.
+* ``World.agree_max(x)``, ``World.mean(losses)``, ``World.barrier()``, and
+  ``World.all_gather_rows(block, total, per_rank)`` (distillation's teacher pairs, computed in
+  blocks).
 
 A rank that loses its peers (one was killed) gets a ``DistributedError`` at its next collective
 instead of hanging: the connection closes at once, and ``timeout_s`` bounds a peer that hangs.
@@ -191,6 +193,25 @@ class World:
         with self.guard():
             dist.all_reduce(t, group=self._cpu_group)
         return {k: float(v) / self.size for k, v in zip(keys, t.tolist())}
+
+    def all_gather_rows(self, block: Any, total: int, per_rank: int) -> Any:
+        """Every rank's ``block`` of rows, concatenated in rank order, on every rank (CPU).
+
+        Rank ``r`` holds rows ``[r * per_rank, min((r + 1) * per_rank, total))`` of a
+        ``total``-row tensor (fewer, or none, on the last ranks); the result is the whole
+        ``[total, ...]`` tensor."""
+        import torch
+
+        if self.size == 1:
+            return block.cpu()[:total]
+        import torch.distributed as dist
+
+        buf = torch.zeros((per_rank, *block.shape[1:]), dtype=block.dtype)
+        buf[:len(block)] = block.cpu()
+        parts = [torch.empty_like(buf) for _ in range(self.size)]
+        with self.guard():
+            dist.all_gather(parts, buf, group=self._cpu_group)
+        return torch.cat(parts)[:total]
 
     def barrier(self) -> None:
         if self.size == 1:

@@ -15,9 +15,10 @@ A checkpoint holds global positions only (epoch, batch of the epoch, step, image
 written by N processes resumes on M. Restarted by torchrun (``--max-restarts``), a run resumes
 from its checkpoint by itself.
 
-**The loop.** Epoch ``e`` visits the training digits in the order of a permutation seeded by
-``(seed, e)``; global batch ``b`` holds positions ``b * batch_size ...`` of that order. Each
-step calls the family's step function::
+**The loop** (``edgegen.training.loop``, the one ``edgegen distill`` runs too). Epoch ``e``
+visits the training digits in the order of a permutation seeded by ``(seed, e)``; global batch
+``b`` holds positions ``b * batch_size ...`` of that order. Each step calls the family's step
+function::
 
     step_fn(nets, opts, x, y, rnd, mcfg, cfg) -> dict[str, float]   # losses, for the log
 
@@ -46,37 +47,29 @@ such a run matches across process counts only approximately.
 
 from __future__ import annotations
 
-import copy
-import json
-import math
-import platform
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgegen.core import __version__
 from edgegen.core.errors import CheckpointError, ConfigError, require_positive
-from edgegen.core.fileio import check_output_dir
-from edgegen.core.progress import ProgressFn, Reporter, step_info
+from edgegen.core.progress import ProgressFn, Reporter
 from edgegen.core.report import Report
 from edgegen.models.config import ARCHITECTURES, ModelConfig, model_config
 from edgegen.runtime.fileio import atomic_write_text
-from edgegen.training.checkpoint import (
-    CHECKPOINT_NAME,
-    load_module,
-    load_optimizer,
-    module_tensors,
-    optimizer_tensors,
-    parse_checkpoint,
-    read_checkpoint_bytes,
-    save_checkpoint,
-)
 from edgegen.training.distributed import check_global_batch, joined
-from edgegen.training.draws import Draws, DrawSource
-from edgegen.training.torch_utils import sample_images, seed_for
+from edgegen.training.draws import Draws
+from edgegen.training.loop import (
+    Job,
+    Networks,
+    Schedule,
+    StepFn,
+    begin,
+    make_networks,
+    measure_fidelity,
+    open_run,
+    run,
+    sample_grid,
+)
 
 DEFAULT_ARCH = "cdcgan"
 # Sound defaults per architecture: Adam 2e-4, betas (0.5, 0.999) for the BCE GANs (Radford et
@@ -94,8 +87,6 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 GAN_LOSSES = ("bce", "hinge")
 REAL_TARGET = 0.9  # one-sided label smoothing for the discriminator's real targets
 TIME_SAMPLING = ("uniform", "logit-normal")
-SAMPLE_SEED = 7  # the fixed latent of the per-epoch sample grids
-FIDELITY_SEED = 2026
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -163,9 +154,12 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> None:
         if (getattr(cfg, name) or 0) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got "
                               f"{getattr(cfg, name)}")
-    if cfg.arch is not None and cfg.arch not in ARCHITECTURES:
+    if cfg.arch is not None and cfg.arch not in ARCH_DEFAULTS:
+        if cfg.arch in ARCHITECTURES:  # a family without a recipe of its own: a student
+            raise ConfigError(f"{cfg.arch} is the one-call student of a cflow teacher; make it "
+                              "with `edgegen distill TEACHER_RUN --out RUN`")
         raise ConfigError(f"unknown architecture {cfg.arch!r}; expected one of "
-                          f"{', '.join(ARCHITECTURES)}")
+                          f"{', '.join(ARCH_DEFAULTS)}")
     if not 0.0 <= cfg.label_dropout < 1.0:
         raise ConfigError(f"label_dropout must be in [0, 1), got {cfg.label_dropout}")
     if cfg.time_sampling not in TIME_SAMPLING:
@@ -194,6 +188,10 @@ def _resolve(cfg: TrainConfig, info: dict[str, Any] | None) -> TrainConfig:
     if info.get("kind") != "generator":
         raise CheckpointError(f"{cfg.out} holds a {info.get('kind')!r} run, not a generator; "
                               "resume it with the command that made it")
+    if info.get("distilled_from"):
+        raise ConfigError(f"{cfg.out} is a student distilled from "
+                          f"{info['distilled_from'].get('run')}; continue it with `edgegen "
+                          f"distill TEACHER_RUN --out {cfg.out} --resume`")
     stored = info["train"]
     if cfg.arch is not None and cfg.arch != stored["arch"]:
         raise ConfigError(f"{cfg.out} was trained with --arch {stored['arch']}, not {cfg.arch}; "
@@ -240,233 +238,110 @@ def train(cfg: TrainConfig, on_progress: ProgressFn | None = None) -> TrainResul
 
 
 def _train(cfg: TrainConfig, world: Any, on_progress: ProgressFn | None) -> TrainResult:
-    import torch
-
-    from edgegen.models.registry import build_models
-    from edgegen.training.data import load_mnist, to_tensor_range
-    from edgegen.training.layers import convert_dropout
-
     report = Reporter("train", on_progress)
     out = Path(cfg.out)
-    device = world.device
-
-    def read_run() -> bytes | None:  # rank 0 decides whether this is a resume, for everyone
-        check_output_dir(out, "--resume" if cfg.resume else "--out")
-        if cfg.resume:
-            return read_checkpoint_bytes(out)
-        if (out / CHECKPOINT_NAME).is_file():
-            if world.restarted:  # torchrun restarted the workers: continue where they were
-                return read_checkpoint_bytes(out)
-            if not cfg.force:
-                raise ConfigError(f"{out} already holds a run; continue it with `edgegen train "
-                                  f"--resume {out}`, pick another --out, or pass --force to "
-                                  "start over")
-        return None
-
-    raw = world.from_main(read_run)
-    info, tensors = parse_checkpoint(raw, out / CHECKPOINT_NAME) if raw else (None, {})
+    info, tensors = open_run(out, world, resume=cfg.resume, force=cfg.force,
+                             resume_hint=f"edgegen train --resume {out}")
     cfg = _resolve(cfg, info)
-    offset, n_local = world.shard(cfg.batch_size)
+    assert cfg.arch is not None
+    data, x_all, y_all = _load_data(cfg, report, world.device)
+    mcfg = _model_config(cfg, info, data)
+    networks = _build_networks(cfg, mcfg, world)
+    run_cfg = {**asdict(cfg), "out": str(out), "resume": False, "force": False,
+               "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "evaluator": None}
+    job = Job(out=out, world=world, networks=networks, report=report,
+              schedule=Schedule(seed=cfg.seed, batch_size=cfg.batch_size, n_items=len(y_all),
+                                epochs=cfg.epochs, max_steps=cfg.max_steps,
+                                max_minutes=cfg.max_minutes, log_every=cfg.log_every,
+                                checkpoint_every=cfg.checkpoint_every, task=f"{cfg.arch} steps"),
+              describe=lambda finished: {"kind": "generator", "arch": cfg.arch,
+                                         "model": mcfg.to_dict(), "train": run_cfg,
+                                         "data": data.provenance()},
+              on_epoch=lambda e: sample_grid(networks.shown, mcfg, out, e, world.device))
+    state = begin(job, info, tensors)
+    if world.size > 1:
+        _, n_local = world.shard(cfg.batch_size)
+        report.say(f"{world.size} processes ({world.device.type}), global batch "
+                   f"{cfg.batch_size} = {world.size} x {n_local}")
+    job.step = _stepper(cfg, mcfg, networks, world, x_all, y_all)  # DDP wraps restored nets
+    done = run(job, state)
+    result = TrainResult(
+        out=out, arch=cfg.arch, epoch=state["epoch"], step=state["step"],
+        stopped_by=done.stopped_by, elapsed_s=done.elapsed_s, images_per_s=done.images_per_s,
+        last_losses=done.losses, data=data.describe(), checkpoint=done.checkpoint or out,
+        samples=done.samples)
+    if world.main:
+        result.fidelity = measure_fidelity(cfg.evaluator, out, networks.shown, mcfg,
+                                           cfg.fidelity_samples, state["step"], world.device,
+                                           report)
+        atomic_write_text(out / "result.json", result.to_json() + "\n")
+    return result
+
+
+def _load_data(cfg: TrainConfig, report: Reporter, device: Any) -> tuple[Any, Any, Any]:
+    """(the splits, the training digits ``[N, C, H, W]`` in [-1, 1], their labels ``[N]``) on
+    ``device``; a ConfigError when the global batch is larger than the data."""
+    import torch
+
+    from edgegen.training.data import load_mnist, to_tensor_range
 
     data = load_mnist(cfg.data_dir, download=cfg.download, image_size=cfg.image_size)
     report.say(data.describe())
     x_all = torch.from_numpy(to_tensor_range(data.train_images)).to(device)  # [N, C, H, W]
     y_all = torch.from_numpy(data.train_labels).to(device)  # [N]
-    n_batches = len(y_all) // cfg.batch_size
-    if n_batches == 0:
+    if len(y_all) < cfg.batch_size:
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the "
                           f"{len(y_all)} training images")
+    return data, x_all, y_all
 
+
+def _model_config(cfg: TrainConfig, info: dict[str, Any] | None, data: Any) -> ModelConfig:
+    """A resumed run's stored shape, or a new one's; the images' shape and the class count come
+    from the data (MNIST: 1x28x28, 10 digits) and must match a resumed run's."""
     assert cfg.arch is not None
-    # the images' shape and the class count come from the data (MNIST: 1x28x28, 10 digits)
     mcfg = (ModelConfig.from_dict(info["model"]) if info else
             model_config(cfg.arch, z_dim=cfg.z_dim, width=cfg.width,
                          image_shape=data.image_shape, n_classes=data.n_classes))
     if (tuple(mcfg.image_shape), mcfg.n_classes) != (data.image_shape, data.n_classes):
-        raise ConfigError(f"{out} was trained on {mcfg.n_classes} classes of "
+        raise ConfigError(f"{cfg.out} was trained on {mcfg.n_classes} classes of "
                           f"{'x'.join(map(str, mcfg.image_shape))} images, but the data now "
                           f"holds {data.n_classes} classes of "
                           f"{'x'.join(map(str, data.image_shape))}; resume with the same "
                           "--data-dir and --image-size")
+    return mcfg
+
+
+def _build_networks(cfg: TrainConfig, mcfg: ModelConfig, world: Any) -> Networks:
+    """The family's networks with fresh weights (the same on every rank), their optimizers and,
+    for every family but cvae, the EMA of the generator."""
+    import torch
+
+    from edgegen.models.registry import build_models
+
     torch.manual_seed(cfg.seed)  # initial weights (the same on every rank)
-    nets = {k: v.to(device) for k, v in build_models(mcfg).items()}
-    # The GANs keep an exponential moving average of the generator's weights; it draws the
-    # sample grids, is measured, and is what gets exported (BatchNorm statistics are copied).
-    ema = (copy.deepcopy(nets["generator"]).eval().requires_grad_(False)
-           if cfg.arch != "cvae" and cfg.ema_decay > 0 else None)
+    nets = {k: v.to(world.device) for k, v in build_models(mcfg).items()}
     if cfg.arch == "cdcgan" and not cfg.aux_weight:
         # No loss uses the class head: it gets no gradient (Adam would skip it anyway), and DDP
         # must not wait for one.
         nets["discriminator"].cls.requires_grad_(False)
-    source = DrawSource()
-    for net in nets.values():
-        convert_dropout(net, source)  # dropout masks per sample, from the step's Draws
-    world.prepare(nets)  # BatchNorm over the global batch on several processes
-    opts = {k: torch.optim.Adam([p for p in v.parameters() if p.requires_grad],
-                                lr=cfg.lr_d if k == "discriminator" else cfg.lr,
-                                betas=(cfg.beta1, cfg.beta2))
-            for k, v in nets.items()}
-    state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "images": 0}
-    if info:
-        for k, net in nets.items():
-            load_module(k, net, tensors, out)
-        if ema is not None:
-            load_module("generator_ema", ema, tensors, out)
-        for k, opt in opts.items():
-            load_optimizer(f"optim.{k}", opt, tensors, info["optim_groups"][k])
-        state.update({k: info[k] for k in state})
-        if world.main:
-            _truncate_metrics(out / "metrics.jsonl", state["step"])
-        report.say(f"resuming {out} at epoch {state['epoch']}, batch {state['batch']}, step "
-                   f"{state['step']}" + (f" (restart {world.launch.restart_count})"
-                                         if world.restarted else ""))
-    elif world.main and out.exists():  # a new run: nothing of an earlier one may remain
-        for stale in ("metrics.jsonl", CHECKPOINT_NAME):
-            (out / stale).unlink(missing_ok=True)
-    if world.main:
-        out.mkdir(parents=True, exist_ok=True)
-    if world.size > 1:
-        report.say(f"{world.size} processes ({device.type}), global batch {cfg.batch_size} = "
-                   f"{world.size} x {n_local}")
-    wrapped = world.wrap(nets)  # what the step function calls: DDP proxies on several ranks
-
-    run_cfg = {**asdict(cfg), "out": str(out), "resume": False, "force": False,
-               "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "evaluator": None}
-    step_fn = {"cvae": _vae_step, "cflow": _flow_step}.get(cfg.arch, _gan_step)
-    ckpt = out / CHECKPOINT_NAME
-
-    def snapshot(finished: bool) -> Path:
-        if not world.main:
-            return ckpt
-        tensors = {}
-        groups = {}
-        for k, net in nets.items():
-            tensors.update(module_tensors(k, net))
-        if ema is not None:
-            tensors.update(module_tensors("generator_ema", ema))
-        for k, opt in opts.items():
-            flat, groups[k] = optimizer_tensors(f"optim.{k}", opt)
-            tensors.update(flat)
-        return save_checkpoint(out, tensors, {
-            "kind": "generator", "arch": cfg.arch, "model": mcfg.to_dict(), "train": run_cfg,
-            "data": data.provenance(), "optim_groups": groups, "finished": finished,
-            **state, "world_size": world.size, "threads": torch.get_num_threads(),
-            "randomness": "edgegen.draws/1",
-            "edgegen_version": __version__, "torch_version": torch.__version__,
-            "python": platform.python_version(), "saved_at": time.time(),
-        })
-
-    total_steps = _total_steps(cfg, n_batches)
-    report.count(f"{cfg.arch} steps", state["step"], total_steps, "steps")
-    t_start, budget_s = time.perf_counter(), (cfg.max_minutes or math.inf) * 60.0
-    elapsed0, images0 = state["elapsed_s"], state["images"]
-    losses: dict[str, float] = {}
-    samples: list[Path] = []
-    stopped_by = ""
-    while not stopped_by:
-        if cfg.epochs is not None and state["epoch"] >= cfg.epochs:
-            stopped_by = "epochs"
-            break
-        e = state["epoch"]
-        perm = torch.from_numpy(
-            np.random.default_rng(seed_for(cfg.seed, e, 0)).permutation(len(y_all))).to(device)
-        for b in range(state["batch"], n_batches):
-            start = b * cfg.batch_size + offset  # global position of this rank's first sample
-            idx = perm[start:start + n_local]
-            source.current = Draws(cfg.seed, e, start, n_local, device)
-            try:
-                losses = step_fn(wrapped, opts, x_all[idx], y_all[idx], source.current, mcfg,
-                                 cfg)
-            finally:
-                source.current = None
-            if ema is not None:
-                _update_ema(ema, nets["generator"], cfg.ema_decay, state["step"])
-            state["step"] += 1
-            state["batch"] = b + 1
-            state["images"] += cfg.batch_size
-            elapsed = elapsed0 + time.perf_counter() - t_start
-            # Every rank stops at the same step: the minute budget is judged on the slowest
-            # rank's clock (one all-reduce per step, only when there is such a budget).
-            state["elapsed_s"] = world.agree_max(elapsed) if cfg.max_minutes else elapsed
-            ips = (state["images"] - images0) / max(time.perf_counter() - t_start, 1e-9)
-            if state["step"] % cfg.log_every == 0 or b == n_batches - 1:
-                row = world.mean(losses)  # the global batch's losses, the same on any count
-                if world.main:
-                    _append_metrics(out, {"step": state["step"], "epoch": e,
-                                          **{k: round(v, 5) for k, v in row.items()},
-                                          "images_per_s": round(ips, 1),
-                                          "elapsed_s": round(state["elapsed_s"], 2)})
-            report.count(f"{cfg.arch} steps", state["step"], total_steps, "steps",
-                         info=step_info(e, losses, ips),
-                         metrics={**losses, "epoch": e, "images_per_s": ips})
-            if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
-                stopped_by = "max_steps"
-            elif state["elapsed_s"] >= budget_s:
-                stopped_by = "max_minutes"
-            if state["batch"] < n_batches:
-                if stopped_by:
-                    ckpt = snapshot(finished=True)
-                    break
-                if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
-                    ckpt = snapshot(finished=False)
-        if state["batch"] == n_batches:  # epoch complete
-            state["epoch"] += 1
-            state["batch"] = 0
-            if world.main:
-                shown = ema if ema is not None else nets["generator"]
-                samples.append(_sample_grid(shown, mcfg, out, state["epoch"], device))
-            ckpt = snapshot(finished=bool(stopped_by) or state["epoch"] == cfg.epochs)
-    world.barrier()  # the last checkpoint is on disk before any rank leaves
-
-    elapsed = state["elapsed_s"] - elapsed0
-    result = TrainResult(
-        out=out, arch=cfg.arch, epoch=state["epoch"], step=state["step"], stopped_by=stopped_by,
-        elapsed_s=round(elapsed, 2),
-        images_per_s=round((state["images"] - images0) / elapsed, 1) if elapsed > 0 else 0.0,
-        last_losses=losses, data=data.describe(), checkpoint=ckpt, samples=samples)
-    if not world.main:
-        return result
-
-    from edgegen.training.evaluator import find_evaluator
-
-    evaluator = find_evaluator(cfg.evaluator, out)
-    if evaluator is not None:
-        from edgegen.training.evaluator import generator_fidelity, load_evaluator
-
-        clf = load_evaluator(evaluator, device=device)
-        measured = ema if ema is not None else nets["generator"]
-        result.fidelity = generator_fidelity(measured, clf, mcfg.z_dim, cfg.fidelity_samples,
-                                             FIDELITY_SEED, device, n_classes=mcfg.n_classes)
-        result.fidelity["evaluator"] = str(evaluator)
-        _append_metrics(out, {"step": state["step"], "event": "fidelity", **result.fidelity})
-        report.say(f"label fidelity {result.fidelity['fidelity']:.2%} on "
-                   f"{result.fidelity['samples']} samples (evaluator {evaluator})")
-    atomic_write_text(out / "result.json", result.to_json() + "\n")
-    return result
+    assert cfg.lr is not None and cfg.lr_d is not None
+    assert cfg.beta1 is not None and cfg.beta2 is not None
+    lrs = {k: cfg.lr_d if k == "discriminator" else cfg.lr for k in nets}
+    return make_networks(nets, world, lrs, (cfg.beta1, cfg.beta2), cfg.ema_decay,
+                         keep_ema=cfg.arch != "cvae")
 
 
-def _total_steps(cfg: TrainConfig, n_batches: int) -> int | None:
-    bounds = []
-    if cfg.epochs is not None:
-        bounds.append(cfg.epochs * n_batches)
-    if cfg.max_steps is not None:
-        bounds.append(cfg.max_steps)
-    return min(bounds) if bounds else None
+def _stepper(cfg: TrainConfig, mcfg: ModelConfig, networks: Networks, world: Any, x_all: Any,
+             y_all: Any) -> StepFn:
+    """The loop's ``step(idx, rnd)``: the family's step function on this rank's slice of the
+    digits, with the networks as DDP proxies on several processes."""
+    step_fn = {"cvae": _vae_step, "cflow": _flow_step}.get(str(cfg.arch), _gan_step)
+    wrapped = world.wrap(networks.nets)  # what the step function calls
+    return lambda idx, rnd: step_fn(wrapped, networks.opts, x_all[idx], y_all[idx], rnd,
+                                    mcfg, cfg)
 
 
 # --------------------------------------------------------------------------- steps
-
-def _update_ema(ema: Any, live: Any, decay: float, step: int) -> None:
-    """``ema = d * ema + (1 - d) * live`` with a warm-up so early averages are not stale."""
-    import torch
-
-    d = min(decay, (1 + step) / (10 + step))
-    with torch.no_grad():
-        for pe, pl in zip(ema.parameters(), live.parameters()):
-            pe.lerp_(pl, 1 - d)
-        for be, bl in zip(ema.buffers(), live.buffers()):
-            be.copy_(bl)
-
 
 def _gan_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelConfig,
               cfg: TrainConfig) -> dict[str, float]:
@@ -578,35 +453,3 @@ def _flow_step(nets: dict, opts: dict, x: Any, y: Any, rnd: Draws, mcfg: ModelCo
     grad_norm = torch.nn.utils.clip_grad_norm_(getattr(G, "module", G).parameters(), 1.0)
     opt.step()
     return {"loss": round(loss.item(), 5), "grad_norm": round(float(grad_norm), 4)}
-
-
-# --------------------------------------------------------------------------- artefacts
-
-def _sample_grid(generator: Any, mcfg: ModelConfig, out: Path, epoch: int, device: Any) -> Path:
-    """One row per label, ten samples each, from the same latents every epoch."""
-    from edgegen.runtime.postprocess import to_pixels
-    from edgegen.training.images import save_grid
-
-    labels = np.repeat(np.arange(mcfg.n_classes), 10)
-    imgs = sample_images(generator, mcfg.z_dim, labels, SAMPLE_SEED, device)
-    return save_grid(to_pixels(imgs), out / "samples" / f"epoch_{epoch:04d}.png", nrow=10)
-
-
-def _append_metrics(out: Path, row: dict[str, Any]) -> None:
-    with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row) + "\n")
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by kill -9
-            continue
-        if row.get("step", 0) <= step:
-            keep.append(line)
-    atomic_write_text(path, "".join(k + "\n" for k in keep))
