@@ -42,6 +42,7 @@ from edgegen.quality.eval_report import md_table
 from edgegen.quality.evaluate import evaluate
 from edgegen.quality.flops import count_params
 from edgegen.quality.results import EvalConfig
+from edgegen.quality.sizing import SampleSizer
 from edgegen.quality.teacher import generator_cost, pairing_problem
 from edgegen.runtime.bundle import Bundle, load_bundle
 from edgegen.runtime.fileio import atomic_write_text, sha256_file
@@ -175,6 +176,8 @@ def validate(cfg: CompareConfig) -> list[Bundle]:
                           f"least 1 (got {cfg.rounds})")
     if not cfg.batches or any(b < 1 for b in cfg.batches):
         raise ConfigError(f"--batch needs positive batch sizes, got {list(cfg.batches)}")
+    if cfg.samples is None:  # the CI options, before anything slow (the classes: any)
+        SampleSizer.for_ci(cfg.ci_half_width, cfg.min_samples, cfg.max_samples, 1)
     if cfg.out is not None:
         writable_folder(Path(cfg.out))
     paths = list(cfg.bundles)

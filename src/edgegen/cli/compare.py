@@ -27,8 +27,10 @@ def _render(report: CompareReport) -> None:
     count = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}"
     table = Table(title=f"family table — {count} samples per bundle (fp32, "
                         f"{report.provider}), speed at this machine's load", title_justify="left")
-    for col in report.columns():
-        table.add_column(col, overflow="fold")
+    # a narrow terminal folds the numbers, never a family's name in the middle of a word
+    words = max((len(w) for r in report.rows for w in r.family.split()), default=1)
+    for i, col in enumerate(report.columns()):
+        table.add_column(col, overflow="fold", min_width=words if i == 0 else None)
     for row in report.table():
         table.add_row(*(escape(c) for c in row))
     console.print(table)
