@@ -73,7 +73,7 @@ from edgegen.runtime.bundle import Bundle, load_bundle
 from edgegen.runtime.guard import guarded_generate
 from edgegen.runtime.latent import latent, truncate
 from edgegen.runtime.postprocess import to_pixels
-from edgegen.runtime.providers import ProviderSpec, make_session
+from edgegen.runtime.providers import ProviderSpec, arena_shrinking, make_session
 from edgegen.runtime.sampler import SamplerSpec, calls_per_image
 from edgegen.runtime.sessions import run_generator
 from edgegen.training.checkpoint import bundle_checkpoint, load_reference
@@ -88,9 +88,15 @@ TEACHER = "teacher"  # the teacher's runner among the drawn ones (never a varian
 def onnx_runner(bundle: Bundle, name: str, provider: str, batch: int) -> Runner:
     path = bundle.variant_path(name)
     # the bytes checked against the manifest are the bytes the session runs
-    session = make_session(bundle.model_bytes(name), ProviderSpec(provider), name=str(path))
+    spec = ProviderSpec(provider)
+    session = make_session(bundle.model_bytes(name), spec, name=str(path))
+    # every variant's session lives through every round: each hands its memory arena back
+    # after a run, so they do not all hold their largest run (~0.6 GB each for the demo's
+    # unrolled cflow at batch 500) at once
+    shrink = arena_shrinking(spec)
     return Runner(name, f"{path.name} on {session.get_providers()[0]}",
-                  lambda z, y: run_generator(session, z, y, batch), onnx=True)
+                  lambda z, y: run_generator(session, z, y, batch, run_options=shrink),
+                  onnx=True)
 
 
 def torch_runner(bundle: Bundle, provider: str, batch: int) -> tuple[Runner | None, str]:
