@@ -131,10 +131,10 @@ class _FeedReader:
 
 
 def make_int8(src: Path, dst: Path, *, seed: int, samples: int, z_dim: int,
-              n_classes: int, feeds: list[dict[str, np.ndarray]] | None = None
-              ) -> dict[str, Any]:
-    """Static QDQ int8 of ``src``, calibrated on portable latents (or on ``feeds``, batches of
-    named inputs); the ``fp32_islands`` are left out of quantization."""
+              n_classes: int, feeds: list[dict[str, np.ndarray]] | None = None,
+              batch: int = CALIBRATION_BATCH) -> dict[str, Any]:
+    """Static QDQ int8 of ``src``, calibrated on portable latents (``batch`` per run) or on
+    ``feeds``, batches of named inputs; the ``fp32_islands`` are left out of quantization."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -148,7 +148,7 @@ def make_int8(src: Path, dst: Path, *, seed: int, samples: int, z_dim: int,
 
     if feeds is None:
         reader = type("Reader", (_LatentReader, CalibrationDataReader), {})(
-            seed, samples, z_dim, n_classes)
+            seed, samples, z_dim, n_classes, batch)
     else:
         reader = type("Reader", (_FeedReader, CalibrationDataReader), {})(feeds)
     # QGemm takes a constant bias only: a Gemm whose C is computed at run time (the
