@@ -425,6 +425,27 @@ def _table_bundle(tiny_bundle: Path, dst: Path, table: np.ndarray, shift: int = 
     return dst
 
 
+def rebundle(src: Path, dst: Path, replace: dict[str, bytes] | None = None,
+             generator: dict | None = None) -> Path:
+    """A copy of bundle ``src`` at ``dst`` with some files' bytes replaced and some
+    ``generator`` manifest fields changed, its manifest's sha256 and sizes updated (so
+    ``load_bundle`` accepts it): a bundle that differs in exactly what a test asks."""
+    import json
+    import shutil
+
+    from edgegen.runtime.bundle import MANIFEST, file_entry, load_bundle
+
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / MANIFEST).read_text())
+    for name, data in (replace or {}).items():
+        (dst / name).write_bytes(data)
+        manifest["files"][name] = file_entry(dst / name)
+    manifest["generator"].update(generator or {})
+    (dst / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    load_bundle(dst)  # the hashes check out
+    return dst
+
+
 def _lookup_bundle(tiny_bundle: Path, dst: Path, idx_dir: Path, *, per_label: int,
                    shift: int = 0) -> Path:
     """A copy of ``tiny_bundle`` whose fp32 model is a lookup of the first ``per_label`` real
@@ -478,3 +499,37 @@ def half_right_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Pat
     table = np.concatenate(blocks)  # [100, 1, 28, 28]
     root = tmp_path_factory.mktemp("lookup") / "half-right"
     return LookupBundle(_table_bundle(tiny_bundle, root, table), table)
+
+
+@pytest.fixture(scope="session")
+def student_bundle(tmp_path_factory: pytest.TempPathFactory, idx_dir: Path,
+                   tiny_evaluator: Path) -> Path:
+    """A second cdcgan with ``tiny_bundle``'s contract (z_dim, labels, 1x28x28) and the same
+    evaluator file, but other weights (seed 1, 6 steps): a "student" that is not its teacher.
+    fp32 only. Never modify it in place."""
+    from edgegen.export.bundler import ExportConfig, export_bundle
+    from edgegen.training.train import TrainConfig, train
+
+    run = tiny_evaluator.parent / "cdcgan-seed1"
+    train(TrainConfig(out=run, max_steps=6, width=8, seed=1, data_dir=idx_dir,
+                      fidelity_samples=50))
+    out = tmp_path_factory.mktemp("bundles") / "student"
+    export_bundle(ExportConfig(checkpoint=run, out=out, precisions=("fp32",), golden_sets=1,
+                               deviation_samples=50))
+    return out
+
+
+@pytest.fixture(scope="session")
+def other_judge_bundle(tmp_path_factory: pytest.TempPathFactory, student_bundle: Path) -> Path:
+    """``student_bundle`` with another evaluator file: the same network, one weight nudged (a
+    different judge, as a re-trained evaluator would be)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(student_bundle / "evaluator.onnx"))
+    init = next(i for i in model.graph.initializer if numpy_helper.to_array(i).size > 1)
+    w = numpy_helper.to_array(init).copy()
+    w.flat[0] += 0.5
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    return rebundle(student_bundle, tmp_path_factory.mktemp("bundles") / "other-judge",
+                    replace={"evaluator.onnx": model.SerializeToString()})

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgegen.benchmarks.compare import COLUMNS, CompareConfig, CompareReport, compare
+from edgegen.benchmarks.compare import CompareConfig, CompareReport, compare
 from edgegen.cli.common import (
     console,
     csv_option,
@@ -23,10 +23,14 @@ C = CompareConfig()
 
 
 def _render(report: CompareReport) -> None:
-    table = Table(title=f"family table — {report.samples:,} samples per bundle (fp32, "
+    counts = sorted({r.samples for r in report.rows})
+    count = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}"
+    table = Table(title=f"family table — {count} samples per bundle (fp32, "
                         f"{report.provider}), speed at this machine's load", title_justify="left")
-    for col in COLUMNS:
-        table.add_column(col, overflow="fold")
+    # a narrow terminal folds the numbers, never a family's name in the middle of a word
+    words = max((len(w) for r in report.rows for w in r.family.split()), default=1)
+    for i, col in enumerate(report.columns()):
+        table.add_column(col, overflow="fold", min_width=words if i == 0 else None)
     for row in report.table():
         table.add_row(*(escape(c) for c in row))
     console.print(table)
@@ -43,7 +47,20 @@ def compare_command(
                              help="Report folder: report.md, report.json and one eval report "
                                   "per bundle."),
     samples: int = typer.Option(C.samples, "--samples", "-n",
-                                help="Samples per bundle for fidelity, FID and diversity."),
+                                help="Samples per bundle for fidelity, FID and diversity, "
+                                     "fixed; default: sized by --ci-half-width."),
+    ci_half_width: float = typer.Option(C.ci_half_width, "--ci-half-width",
+                                        help="Without --samples: rounds until the fidelity "
+                                             "(and agreement) 95% Wilson half-width is at most "
+                                             "this share (0.003 = ±0.3 pp)."),
+    min_samples: int = typer.Option(C.min_samples, "--min-samples",
+                                    help="Without --samples: the floor, and the round size."),
+    max_samples: int = typer.Option(C.max_samples, "--max-samples",
+                                    help="Without --samples: the cap."),
+    teacher: Path = typer.Option(None, "--teacher",
+                                 help="A teacher bundle: its row first, and every student "
+                                      "(same z_dim, labels, image shape and evaluator file) "
+                                      "with its agreement with the teacher."),
     seed: int = typer.Option(C.seed, "--seed", help="Seed of the portable latents."),
     provider: str = typer.Option(C.provider, "--provider",
                                  help="Where the generators run: cpu, cuda, tensorrt."),
@@ -58,13 +75,15 @@ def compare_command(
                                   help="Folder of MNIST IDX files, or of one sub-folder of "
                                        "images per class (the models' training data)."),
 ) -> None:
-    """Measure several bundles the same way — params, MFLOP per image, training minutes,
-    fidelity (evaluator and referee), FID, diversity, CPU img/s and batch-1 ms — and print
-    the table."""
+    """Measure several bundles the same way — params, calls and MFLOP per image, training
+    minutes, fidelity (evaluator and referee), FID, diversity, CPU img/s, batch-1 ms and, with
+    --teacher, each student's agreement with the teacher — and print the table."""
     with errors_to_exit():
         if json_path is not None:  # before the work
             check_output_file(json_path, "--json")
-        cfg = CompareConfig(bundles=tuple(bundles or ()), out=out, samples=samples, seed=seed,
+        cfg = CompareConfig(bundles=tuple(bundles or ()), out=out, samples=samples,
+                            ci_half_width=ci_half_width, min_samples=min_samples,
+                            max_samples=max_samples, teacher=teacher, seed=seed,
                             provider=provider, batches=csv_option(batch, "--batch", int),
                             duration_s=duration, threads=threads, data_dir=data_dir)
         with progress_display("compare") as shown:

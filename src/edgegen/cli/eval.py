@@ -19,14 +19,19 @@ from edgegen.cli.common import (
 from edgegen.core.errors import CheckFailed, ConfigError
 from edgegen.core.fileio import check_output_file
 from edgegen.quality.eval_report import (
+    COST_COLUMNS,
     GUARD_COLUMNS,
     SAMPLER_COLUMNS,
     SWEEP_COLUMNS,
+    TEACHER_COLUMNS,
     TERMINAL_COLUMNS,
+    cost_rows,
     guard_row,
     sampler_row,
+    sizing_line,
     summary_row,
     sweep_row,
+    teacher_row,
 )
 from edgegen.quality.evaluate import evaluate
 from edgegen.quality.results import EvalConfig, QualityReport
@@ -47,6 +52,11 @@ def _render(report: QualityReport) -> None:
     console.print(_table(f"{report.bundle} — {report.samples:,} samples per variant, provider "
                          f"{report.provider}, Δ vs {report.reference}", TERMINAL_COLUMNS,
                          [summary_row(v, TERMINAL_COLUMNS) for v in report.variants]))
+    if report.teacher:
+        console.print(_table(f"against the teacher {report.teacher['bundle']} (same latents, "
+                             "judged by the same evaluator)", TEACHER_COLUMNS,
+                             [teacher_row(v) for v in report.variants if v.vs_teacher]))
+        console.print(_table("cost per image", COST_COLUMNS, cost_rows(report)))
     if any(v.guard for v in report.variants):
         console.print(_table("guard (evaluator-accepted resampling)", GUARD_COLUMNS,
                              [guard_row(v) for v in report.variants if v.guard]))
@@ -62,6 +72,8 @@ def _render(report: QualityReport) -> None:
     console.print(f"evaluator on held-out real digits: {report.evaluator['heldout_accuracy']:.2%}"
                   f"; referee (k-NN, independent): {report.referee['heldout_accuracy']:.2%}; "
                   f"FID counts {floor['n_generated']:,} vs {floor['n_real']:,}", highlight=False)
+    if report.sizing:
+        console.print(f"sample count: {sizing_line(report)}".replace("**", ""), highlight=False)
     for t in report.targets:
         if not t["met"]:
             console.print(f"target not met: {t['variant']} {t['what']} {t['target']}",
@@ -86,8 +98,26 @@ def _sweep(values: list[str] | None) -> tuple[tuple[str, tuple[float, ...]], ...
 
 def eval_command(
     bundle: Path = typer.Argument(..., help="Bundle folder made by `edgegen export`."),
-    samples: int = typer.Option(X.samples, "--samples", "-n",
-                                help="Samples per variant (labels balanced)."),
+    samples: int = typer.Option(None, "--samples", "-n",
+                                help="Samples per variant (labels balanced), fixed; default: "
+                                     "sized by --ci-half-width."),
+    ci_half_width: float = typer.Option(X.ci_half_width, "--ci-half-width",
+                                        help="Without --samples: draw rounds until every "
+                                             "fidelity (and teacher agreement) 95% Wilson "
+                                             "interval is at most this half-width (a share: "
+                                             "0.003 = ±0.3 pp)."),
+    min_samples: int = typer.Option(X.min_samples, "--min-samples",
+                                    help="Without --samples: the floor, and the round size."),
+    max_samples: int = typer.Option(X.max_samples, "--max-samples",
+                                    help="Without --samples: the cap."),
+    teacher: Path = typer.Option(None, "--teacher",
+                                 help="A teacher bundle (same z_dim, labels, image shape and "
+                                      "evaluator file): agreement, pixel and feature distance "
+                                      "to its images for the same (z, label)."),
+    min_agreement: float = typer.Option(None, "--min-agreement",
+                                        help="Gate: exit 1 when a variant agrees with the "
+                                             "teacher (same evaluator label) on less than this "
+                                             "share of samples (e.g. 0.99)."),
     provider: str = typer.Option(X.provider, "--provider",
                                  help="Where the generator variants run: cpu, cuda, tensorrt, "
                                       "tensorrt-rtx, openvino."),
@@ -124,12 +154,15 @@ def eval_command(
                                        "images per class (default: fallbacks)."),
 ) -> None:
     """Measure label fidelity, FID, diversity, the truncation knob and the guard of every
-    variant of a bundle; exit 1 when a gate fails."""
+    variant of a bundle (and, with --teacher, its agreement with a teacher); exit 1 when a
+    gate fails."""
     with errors_to_exit():
         if json_path is not None:  # before the work (the --out folder: in evaluate)
             check_output_file(json_path, "--json")
         cfg = EvalConfig(
-            bundle=bundle, samples=samples, provider=provider,
+            bundle=bundle, samples=samples, ci_half_width=ci_half_width,
+            min_samples=min_samples, max_samples=max_samples, teacher=teacher,
+            min_agreement=min_agreement, provider=provider,
             precisions=csv_option(precision, "--precision") or None, torch=not no_torch,
             seed=seed, psi=psi, truncation=csv_option(truncation, "--truncation", float),
             sweep_samples=sweep_samples, sweep=_sweep(sweep), min_fidelity=min_fidelity,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgegen.core.errors import ExportError
+from edgegen.export.variants import CALIBRATION_BATCH
 from edgegen.runtime.latent import latent
 from edgegen.runtime.providers import make_session
 from edgegen.runtime.sampler import (
@@ -220,9 +221,10 @@ def _calibration_feeds(path: Path, seed: int, samples: int, z_dim: int, n_classe
               *trajectory(session, z, y, **loop)[:-1]]  # [steps] x [N, C, H, W]
     grid = time_grid(loop["steps"])
     feeds = []
+    step = CALIBRATION_BATCH  # samples per calibration run (memory: see variants)
     for i, x in enumerate(states):
-        for s in range(0, samples, 100):
-            xb, yb = x[s:s + 100], y[s:s + 100]
+        for s in range(0, samples, step):
+            xb, yb = x[s:s + step], y[s:s + step]
             if loop["guidance"] != 1.0:
                 xb = np.concatenate([xb, xb])
                 yb = np.concatenate([yb, np.full(len(yb), loop["null_label"], np.int64)])

@@ -89,6 +89,55 @@ def sampler_row(r: dict[str, Any]) -> list[str]:
             f"{r['ms_per_image']:.2f}"]
 
 
+TEACHER_COLUMNS = ("variant", "agreement (95% CI)", "mean ∣Δ∣ pixels", "PSNR",
+                   "feature distance (÷ real)", "Δ fidelity vs teacher (McNemar p)")
+COST_COLUMNS = ("", "bundle", "calls/image", "MFLOP/image", "ms/img (eval)",
+                "fidelity (95% CI)")
+
+
+def db(x: float) -> str:
+    return "∞ (identical)" if math.isinf(x) else f"{x:.1f} dB"
+
+
+def teacher_row(v: VariantQuality) -> list[str]:
+    t = v.vs_teacher or {}
+    a, m = t["agreement"], t["mcnemar"]
+    return [v.name, f"{pct(a['value'])} ({ci(a['ci95'])})", f"{t['mean_abs_pixel']:.4f}",
+            db(t["psnr_db"]), f"{t['feature_distance']:.3f} ({t['feature_ratio']:.3f})",
+            f"{t['delta_fidelity_pp']:+.2f} pp (p={pvalue(m['p_value'])})"]
+
+
+def cost_rows(r: QualityReport) -> list[list[str]]:
+    """Teacher and student side by side: network calls, MFLOP and measured time per image."""
+    t = r.teacher or {}
+    first = r.variants[0]
+    fp32 = next((v for v in r.variants if v.name == "fp32"), first)
+    rows = []
+    for who, cost, where, fid, ms in (
+            ("teacher", t["cost"], t["bundle"], (t["fidelity"], t["ci95"]), t["ms_per_image"]),
+            (f"student ({fp32.name})", t["student_cost"], str(r.bundle),
+             (fp32.fidelity, fp32.ci95), fp32.ms_per_image)):
+        rows.append([who, f"`{where}` ({cost['architecture']})", str(cost["calls_per_image"]),
+                     f"{cost['mflop_per_image']:.2f}", f"{ms:.3f}",
+                     f"{pct(fid[0])} ({ci(fid[1])})"])
+    return rows
+
+
+def sizing_line(r: QualityReport) -> str:
+    """How the sample count was chosen, in one sentence."""
+    s = r.sizing
+    if not s:
+        return ""
+    if s["rule"] == "fixed":
+        return f"{s['samples']:,} samples per variant, fixed by `--samples`"
+    met = "reached" if s["reached"] else "**not reached** (the cap stopped it)"
+    return (f"{s['samples']:,} samples per variant, sized by the confidence interval: rounds of "
+            f"{s['round_samples']:,} until the widest {s['interval']} half-width of "
+            f"{s['watched']} is ≤ {100 * s['target_half_width']:.2f} pp (floor "
+            f"{s['min_samples']:,}, cap {s['max_samples']:,}): "
+            f"{100 * s['widest_half_width']:.2f} pp after {len(s['rounds'])} round(s), {met}")
+
+
 def md_table(columns: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     return head + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
@@ -104,6 +153,7 @@ def markdown(r: QualityReport) -> str:
         f"**{_verdict(r)}** · provider `{r.provider}` · {r.samples:,} "
         f"samples per variant (labels balanced, portable latents seed {r.seed}"
         f"{'' if r.psi is None else f', truncation psi {r.psi:g}'}) · {r.elapsed_s:.0f} s\n\n",
+        f"Sample count: {sizing_line(r)}.\n\n" if r.sizing else "",
         f"Real digits: {r.data['source']} at `{r.data['location']}` — {r.data['train']:,} "
         f"train / {r.data['heldout']:,} held-out ({r.data['note']}).\n\n",
     ]
@@ -115,7 +165,8 @@ def markdown(r: QualityReport) -> str:
                        [[t["variant"], t["what"],
                          pct(t["value"]) if t["what"] == "fidelity" else f"{t['value']:+.2f}",
                          t["target"], "yes" if t["met"] else "**no**"] for t in r.targets]),
-              _gates(r), "\n## Fidelity per label\n", _per_label_fidelity(r),
+              _gates(r), *(_teacher_section(r) if r.teacher else []),
+              "\n## Fidelity per label\n", _per_label_fidelity(r),
               "\n## FID per label (intra-class)\n", _per_label_fid(r),
               "\n## Diversity per label (generated / real mean pairwise distance)\n",
               _per_label_diversity(r)]
@@ -181,10 +232,44 @@ def _legend(r: QualityReport, first: VariantQuality) -> str:
             f"nothing with the evaluator; in brackets, how often both name the same digit.\n")
 
 
+def _teacher_section(r: QualityReport) -> list[str]:
+    t = r.teacher or {}
+    with_t = [v for v in r.variants if v.vs_teacher]
+    labels = [str(p["label"]) for p in with_t[0].vs_teacher["per_label"]] if with_t else []
+    per_label = [[v.name, *(pct(p["agreement"]["value"], 1) for p in v.vs_teacher["per_label"])]
+                 for v in with_t]
+    distance = [[v.name, *(f"{p['mean_abs_pixel']:.3f} / {p['feature_ratio']:.2f}"
+                           for p in v.vs_teacher["per_label"])] for v in with_t]
+    parts = [f"\n## Against the teacher `{t['bundle']}`\n\n"
+             f"The same {r.samples:,} portable latents and labels through the teacher "
+             f"({t['source']}) and through every variant; both images judged by "
+             f"{t['judge']}, sha256 `{str(t['evaluator_sha256'])[:16]}…`.\n\n",
+             md_table(COST_COLUMNS, cost_rows(r)), "\n",
+             md_table(TEACHER_COLUMNS, [teacher_row(v) for v in with_t]),
+             "\nAgreement: the share of (z, label) for which the evaluator names the same digit "
+             "for the student's and the teacher's image (Wilson 95% interval). Mean ∣Δ∣: of the "
+             "uint8 pixels a user sees, as a share of full scale; PSNR of the mean squared "
+             "error (peak 1). Feature distance: mean Euclidean distance of the evaluator's "
+             "features of the two images; in brackets divided by the mean distance between two "
+             "real digits of the same label (0: the same image, ~1: as different as two real "
+             "digits). Δ fidelity: the student's minus the teacher's, McNemar's paired test.\n",
+             "\n### Agreement per label\n", md_table(["variant", *labels], per_label),
+             "\n### Distance per label (mean ∣Δ∣ pixels / feature ÷ real)\n",
+             md_table(["variant", *labels], distance),
+             "\nRows of each picture: the teacher's images (T, one column per label), under "
+             "them the student's (S) for the same seeds, captioned with the digit the evaluator "
+             "saw (\"(wrong)\": not the asked one); then disagreements as T / S pairs (#sample)."
+             "\n"]
+    parts += [f"\n![teacher vs {v.name}]({v.files.get('teacher_pairs')})\n" for v in with_t
+              if v.files.get("teacher_pairs")]
+    return parts
+
+
 def _gates(r: QualityReport) -> str:
     g = {k: v for k, v in r.gates.items() if v is not None}
     if not g:
-        return "\nNo gate requested (`--min-fidelity`, `--max-fid`, `--min-diversity`).\n"
+        return ("\nNo gate requested (`--min-fidelity`, `--max-fid`, `--min-diversity`, "
+                "`--min-agreement`).\n")
     return "\nGates: " + ", ".join(f"`--{k.replace('_', '-')} {v:g}`" for k, v in g.items()) + \
         f" — **{'passed' if r.passed else 'failed'}**.\n"
 
@@ -323,7 +408,7 @@ def sampler_plot(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def write_report(r: QualityReport, out: Path, pictures: dict[str, dict[str, np.ndarray]],
+def write_report(r: QualityReport, out: Path, pictures: dict[str, dict[str, Any]],
                  strips: list[np.ndarray], sampler_strips: list[np.ndarray] | None = None
                  ) -> None:
     """Write every picture, then ``report.md`` and ``report.json`` (each file atomically)."""
@@ -336,6 +421,11 @@ def write_report(r: QualityReport, out: Path, pictures: dict[str, dict[str, np.n
                        out / f"hallucinated_{v.name}.png")
         v.files = {"samples": f"samples_{v.name}.png",
                    "hallucinated": f"hallucinated_{v.name}.png"}
+        if "teacher_pairs" in pic:
+            tiles, tile_caps = pic["teacher_pairs"]
+            captioned_grid(tiles, tile_caps, out / f"teacher_vs_{v.name}.png",
+                           cols=len(v.per_label))
+            v.files["teacher_pairs"] = f"teacher_vs_{v.name}.png"
     if r.truncation:
         truncation_plot(r.truncation, out / "truncation.png")
         save_grid(np.concatenate(strips), out / "truncation_samples.png", nrow=len(strips[0]))

@@ -14,7 +14,13 @@ from edgegen.runtime.guard import DEFAULT_MAX_RETRIES, DEFAULT_MIN_PROB
 @dataclass(frozen=True)
 class EvalConfig:
     bundle: Path = Path("bundles/cdcgan")
-    samples: int = 10_000  # per variant, labels balanced (i % n_classes)
+    # per variant, labels balanced (i % n_classes); None: sized by the confidence interval —
+    # rounds of ``min_samples`` until every fidelity (and teacher agreement) 95% Wilson CI
+    # half-width is <= ``ci_half_width``, from ``min_samples`` up to ``max_samples``
+    samples: int | None = None
+    ci_half_width: float = 0.003  # ±0.3 pp
+    min_samples: int = 1000
+    max_samples: int = 20_000
     provider: str = "cpu"  # where the generator variants run; the evaluator always runs on CPU
     precisions: tuple[str, ...] | None = None  # ONNX variants; None: every one in the bundle
     torch: bool = True  # also PyTorch from the checkpoint (the reference), when it is there
@@ -31,6 +37,10 @@ class EvalConfig:
     max_fid: float | None = None  # gate: every variant's (count-matched) FID <= this
     # gate: every label's diversity ratio (generated / real, the lower of features and pixels)
     min_diversity: float | None = None
+    # a teacher bundle (same z_dim, labels, image shape and the same evaluator file): agreement,
+    # pixel and feature distance of every variant to the teacher's fp32 images, same (z, label)
+    teacher: Path | None = None
+    min_agreement: float | None = None  # gate: every variant's agreement with the teacher
     target_fidelity: float = 0.97  # stated in the report; not a gate unless --min-fidelity
     target_delta_pp: tuple[tuple[str, float], ...] = (("fp16", 0.2), ("int8", 0.5))
     collapse_ratio: float = 0.5  # a label whose diversity is under half the real one: collapsed
@@ -65,6 +75,7 @@ class VariantQuality:
     referee: dict[str, Any]
     ms_per_image: float  # generation only, measured over all samples
     vs_reference: dict[str, Any] | None = None
+    vs_teacher: dict[str, Any] | None = None  # with --teacher: agreement, pixel/feature distance
     guard: dict[str, Any] | None = None
     hallucinated: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
@@ -93,6 +104,10 @@ class QualityReport(Report):
     files: dict[str, str]
     elapsed_s: float
     sampler_sweep: list[dict[str, Any]] = field(default_factory=list)  # cflow: steps x guidance
+    # how the sample count was chosen: the rule, the target, each round's widest half-width
+    sizing: dict[str, Any] = field(default_factory=dict)
+    # with --teacher: the teacher bundle, its fidelity, its and the student's cost per image
+    teacher: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

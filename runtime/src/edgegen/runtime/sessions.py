@@ -16,12 +16,15 @@ EVALUATOR_IO = ("image", "logits", "features")
 
 
 def run_generator(session: Any, z: np.ndarray, labels: np.ndarray, batch: int = 500,
-                  names: tuple[str, str, str] = GENERATOR_IO) -> np.ndarray:
+                  names: tuple[str, str, str] = GENERATOR_IO,
+                  run_options: Any | None = None) -> np.ndarray:
     """float32 ``[N, C, H, W]`` for latents ``z: [N, z_dim]`` and ``labels: [N]``, run in chunks
-    of ``batch`` (the image shape is whatever the model produces)."""
+    of ``batch`` (the image shape is whatever the model produces); ``run_options``: ONNX
+    Runtime ``RunOptions`` for every chunk (``providers.arena_shrinking``), or None."""
     z_name, label_name, image_name = names
+    extra = () if run_options is None else (run_options,)
     outs = [session.run([image_name], {z_name: z[s:s + batch],
-                                       label_name: labels[s:s + batch]})[0]
+                                       label_name: labels[s:s + batch]}, *extra)[0]
             for s in range(0, len(labels), batch)]
     if outs:
         return np.concatenate(outs)
