@@ -129,6 +129,32 @@ def one_row(a: argparse.Namespace, name: str, pairs_from: Path | None) -> dict[s
             "agreement": agreement(a.teacher_bundle, bundle, a.samples)}
 
 
+def render(table: Path, teacher_report: Path | None, teacher_mflop: float = float("nan")
+           ) -> str:
+    """``table.json`` (and the teacher's eval report) as the Markdown table of the docs."""
+    head = ("| row | student | method, loss | MFLOP / image | fidelity fp32 | fp16 | int8 | FID "
+            "(floor) | pixel diversity | agreement with teacher | distil wall s |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    if teacher_report is not None:
+        t = quality(teacher_report)
+        other = [f"{t[v]['fidelity']:.2%}" if v in t else "—" for v in ("fp16", "int8")]
+        lines.append(f"| teacher | cflow, 8 steps, guidance 1.5 (16 calls / image) | — | "
+                     f"{teacher_mflop:.0f} | {t['fp32']['fidelity']:.2%} | {other[0]} | "
+                     f"{other[1]} | {t['fp32']['fid']:.2f} "
+                     f"({t['fp32']['fid_floor']:.2f}) | {t['fp32']['diversity_pixel']:.3f} | — "
+                     "| — |")
+    for r in json.loads(table.read_text()):
+        q, opts = r["quality"], ROWS[r["row"]]
+        mflop = f"{r['mflop_per_image']:.1f}" if "mflop_per_image" in r else "?"
+        lines.append(f"| {r['row']} | {opts[1]} | {opts[3]}, {opts[5]} | {mflop} | "
+                     f"{q['fp32']['fidelity']:.2%} | {q['fp16']['fidelity']:.2%} | "
+                     f"{q['int8']['fidelity']:.2%} | {q['fp32']['fid']:.2f} "
+                     f"({q['fp32']['fid_floor']:.2f}) | {q['fp32']['diversity_pixel']:.3f} | "
+                     f"{r['agreement']['agreement']:.2%} | {r['distill_wall_s']:.0f} |")
+    return head + "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--teacher", type=Path, required=True)
@@ -143,8 +169,18 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=1.5)
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--render", type=Path, default=None, metavar="TEACHER_EVAL_REPORT",
+                   help="only write --out/table.md from --out/table.json and the teacher's "
+                        "`edgegen eval` report.json")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.render is not None:
+        from edgegen.quality.flops import count_flops
+
+        per_call = count_flops(a.teacher_bundle / "denoiser.onnx", batch=1).per_image / 1e6
+        (a.out / "table.md").write_text(render(a.out / "table.json", a.render,
+                                               per_call * a.steps * (2 if a.guidance != 1 else 1)))
+        return
     # rows measured earlier under the same --out stay in the table (a row run again replaces
     # its old numbers); every row starts from the pairs kept in --out (distill checks their key)
     table, kept = a.out / "table.json", a.out / "pairs.safetensors"

@@ -46,7 +46,7 @@ def test_the_student_is_a_normal_run_that_exports_and_runs_in_the_runtime(
         (tiny_cflow_run / "checkpoint.safetensors").read_bytes()).hexdigest()
     assert info["kind"] == "generator" and info["distilled_from"] == {
         "run": str(tiny_cflow_run), "checkpoint_sha256": teacher_sha, "architecture": "cflow",
-        "steps": 2, "guidance": 1.5, "method": "regress", "loss": "l1", "pairs": 96}
+        "steps": 2, "guidance": 1.5, "method": "regress", "loss": "l2", "pairs": 96}
     assert res.fidelity is not None and res.fidelity["samples"] == 40  # the fixture evaluator
     assert (tmp_path / "student" / "samples" / "epoch_0001.png").is_file()
 

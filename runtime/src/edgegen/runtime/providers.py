@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edgegen.runtime import plugin_ep
+from edgegen.runtime import interrupts, plugin_ep
 from edgegen.runtime.errors import ProviderError
 
 EP_NAMES = {
@@ -96,12 +96,17 @@ class ProviderSpec:
 
 
 def ort() -> Any:
-    """Import onnxruntime with a clear error when it is missing."""
+    """Import onnxruntime with a clear error when it is missing. A SIGINT/SIGTERM that lands
+    while its C extension initialises comes out of the import as an ImportError: that one is
+    re-raised as the interruption it was."""
+    mark = interrupts.count()
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ProviderError("onnxruntime is not installed: `pip install -e .[cpu]` (or "
-                            "`.[gpu]` on a CUDA machine — never both)") from exc
+        interrupts.raise_if_received_since(mark)
+        raise ProviderError("onnxruntime is not installed: `pip install onnxruntime` (or "
+                            "onnxruntime-gpu on a CUDA machine — never both: they are the same "
+                            "module)") from exc
     return onnxruntime
 
 
