@@ -75,3 +75,11 @@ def test_result_regions_are_rendered_from_the_recorded_files(tmp_path: Path) -> 
                                                 "<!-- end include -->\ny\n"
     with pytest.raises(SystemExit, match="not a file"):
         render_docs.render("<!-- include: ../etc/passwd -->\n<!-- end include -->", tmp_path)
+    # PATH#table: only the report's first table
+    (tmp_path / "rep.md").write_text("# title\n\nnote\n\n| h |\n|---|\n| 3 |\n\n| later |\n")
+    region = "<!-- include: rep.md#table -->\n{}<!-- end include -->"
+    assert render_docs.render(region.format("old\n"), tmp_path) == \
+        region.format("| h |\n|---|\n| 3 |\n")
+    (tmp_path / "plain.md").write_text("no table\n")
+    with pytest.raises(SystemExit, match="no Markdown table"):
+        render_docs.render("<!-- include: plain.md#table -->\n<!-- end include -->", tmp_path)

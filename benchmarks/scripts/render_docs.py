@@ -6,9 +6,11 @@ A doc holds a generated region for each result it shows::
     ...the file's text, copied here by this script...
     <!-- end include -->
 
-The file named is what a tool wrote when it measured (`edgegen compare --out`, `edgegen eval
---out`, the scripts in this folder); this script copies it between the markers and nothing else
-edits those lines. Usage (from the repository root)::
+``PATH#table`` copies only the file's first Markdown table (its first run of lines that start
+with ``|``): a report's table without its headings and notes. The file named is what a tool
+wrote when it measured (`edgegen compare --out`, `edgegen eval --out`, the scripts in this
+folder); this script copies it between the markers and nothing else edits those lines.
+Usage (from the repository root)::
 
     .venv/bin/python benchmarks/scripts/render_docs.py            # rewrite the regions
     .venv/bin/python benchmarks/scripts/render_docs.py --check    # exit 1 when one is stale
@@ -37,13 +39,28 @@ def documents(root: Path = ROOT) -> list[Path]:
 def render(text: str, root: Path = ROOT) -> str:
     """``text`` with every include region's body replaced by the named file's text."""
     def fill(m: re.Match[str]) -> str:
-        source = (root / m["path"]).resolve()
+        path, _, part = m["path"].partition("#")
+        source = (root / path).resolve()
         if root.resolve() not in source.parents or not source.is_file():
-            raise SystemExit(f"include: {m['path']} is not a file of this repository")
-        body = source.read_text(encoding="utf-8").rstrip("\n") + "\n"
-        return m["open"] + body + m["close"]
+            raise SystemExit(f"include: {path} is not a file of this repository")
+        body = source.read_text(encoding="utf-8")
+        if part == "table":
+            body = first_table(body, m["path"])
+        elif part:
+            raise SystemExit(f"include: {m['path']}: the only part is #table")
+        return m["open"] + body.rstrip("\n") + "\n" + m["close"]
 
     return REGION.sub(fill, text)
+
+
+def first_table(text: str, name: str) -> str:
+    """The first run of lines of ``text`` that start with ``|``."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if start is None:
+        raise SystemExit(f"include: {name}: the file has no Markdown table")
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
 
 
 def main(argv: list[str] | None = None) -> int:
