@@ -433,9 +433,10 @@ def test_cflow_steps_and_guidance_from_the_allowed_set(tiny_cflow_bundle: Path,
 
 def test_sigterm_drains_in_flight_requests_then_exits(server: Server) -> None:
     """Clients keep requests in flight; SIGTERM: those the replica holds finish with 200, later
-    ones get 503 with Retry-After (a client honouring it stops) or a refused connection, none is
+    ones get 503 with Retry-After (a client honouring it stops; before SIGTERM a 503 is the
+    bounded queue saying "later", and it goes on) or a refused connection, none is
     cut off mid-request; the process exits 0 (conftest then checks every process it started)."""
-    stop = threading.Event()
+    stop, terminating = threading.Event(), threading.Event()
     log: list[tuple[str, float, float]] = []  # outcome, sent, answered
     lock = threading.Lock()
 
@@ -459,12 +460,15 @@ def test_sigterm_drains_in_flight_requests_then_exits(server: Server) -> None:
             with lock:
                 log.append((outcome, t0, time.monotonic()))
             if outcome in ("503", "refused"):
-                return  # Retry-After says 1 s: a polite client backs off (and here, leaves)
+                if terminating.is_set():
+                    return  # Retry-After says 1 s: a polite client backs off (here, leaves)
+                time.sleep(0.05)  # before SIGTERM a 503 is overload (the bounded queue)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
     time.sleep(1.0)
+    terminating.set()
     t_term = time.monotonic()
     code = server.stop()
     stop.set()
