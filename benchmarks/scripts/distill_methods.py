@@ -176,10 +176,11 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     if a.render is not None:
         from edgegen.quality.flops import count_flops
+        from edgegen.runtime.sampler import calls_per_image
 
         per_call = count_flops(a.teacher_bundle / "denoiser.onnx", batch=1).per_image / 1e6
         (a.out / "table.md").write_text(render(a.out / "table.json", a.render,
-                                               per_call * a.steps * (2 if a.guidance != 1 else 1)))
+                                               per_call * calls_per_image(a.steps, a.guidance)))
         return
     # rows measured earlier under the same --out stay in the table (a row run again replaces
     # its old numbers); every row starts from the pairs kept in --out (distill checks their key)

@@ -50,6 +50,7 @@ from edgegen.core.progress import ProgressFn, Reporter
 from edgegen.core.report import Report
 from edgegen.models.config import ModelConfig, model_config
 from edgegen.runtime.fileio import atomic_write_text
+from edgegen.runtime.sampler import calls_per_image
 from edgegen.training.checkpoint import (
     CHECKPOINT_NAME,
     generator_from,
@@ -231,7 +232,7 @@ def _distill(cfg: DistillConfig, world: Any, on_progress: ProgressFn | None) -> 
     cfg = _resolve(cfg, info)
     teacher, tinfo, sha = _teacher(cfg, world, info)
     report.say(f"teacher {cfg.teacher}: {tinfo['arch']}, {cfg.steps} steps, guidance "
-               f"{cfg.guidance:g} ({2 * cfg.steps if cfg.guidance != 1 else cfg.steps} network "
+               f"{cfg.guidance:g} ({calls_per_image(cfg.steps, cfg.guidance)} network "
                f"calls per image)")
     smcfg = _student_config(cfg, ModelConfig.from_dict(tinfo["model"]), info)
     real, data_record = _real_digits(cfg, tinfo, report, world.device)
