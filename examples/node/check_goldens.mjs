@@ -14,23 +14,9 @@ import { writeFileSync } from "node:fs";
 
 import { checkGoldens, checkLatentVectors, loadBundle, parseSeed } from "edgegen-runtime";
 
-const DEFAULT_PAIRS = "0:0,1:1,2:42,3:18446744073709551615,4:1234567890123,5:7,6:99,7:42,8:9007199254740993,9:31337";
+import { parseArgs } from "./args.mjs";
 
-/** `--name value` options (names from `defaults`) and positionals; a "-1" is a positional
- * (a seed of -1 must reach the seed check, not be taken for an option). */
-function parseArgs(argv, defaults) {
-  const values = { ...defaults };
-  const positionals = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) { positionals.push(a); continue; }
-    const name = a.slice(2);
-    if (!Object.hasOwn(defaults, name)) throw new Error(`unknown option ${a}`);
-    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-    values[name] = argv[++i];
-  }
-  return { values, positionals };
-}
+const DEFAULT_PAIRS = "0:0,1:1,2:42,3:18446744073709551615,4:1234567890123,5:7,6:99,7:42,8:9007199254740993,9:31337";
 
 async function main() {
   const { values, positionals } = parseArgs(process.argv.slice(2), { variant: "fp32", pairs: DEFAULT_PAIRS, json: undefined, "public-key": undefined, format: "onnx" });

@@ -9,21 +9,7 @@ import { writeFileSync } from "node:fs";
 
 import { encodePgm, loadBundle, parseSeed } from "edgegen-runtime";
 
-/** `--name value` options (names from `defaults`) and positionals; a "-1" is a positional
- * (a seed of -1 must reach the seed check, not be taken for an option). */
-function parseArgs(argv, defaults) {
-  const values = { ...defaults };
-  const positionals = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) { positionals.push(a); continue; }
-    const name = a.slice(2);
-    if (!Object.hasOwn(defaults, name)) throw new Error(`unknown option ${a}`);
-    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-    values[name] = argv[++i];
-  }
-  return { values, positionals };
-}
+import { parseArgs } from "./args.mjs";
 
 async function main() {
   const { values, positionals } = parseArgs(process.argv.slice(2), { variant: "fp32", truncation: undefined, "public-key": undefined, format: "onnx" });
